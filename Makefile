@@ -1,0 +1,35 @@
+# Two entry points: `make test` and `make demo`. Both build .venv on a fresh machine first.
+# torch/torchvision 2.14.1/0.29.1 are taken from this machine's disk by pip (see /etc/xdg/pip);
+# facenet-pytorch pins torch<2.3, so it goes in with --no-deps (its MTCNN runs fine on 2.14).
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DEMO   ?= demo
+
+.PHONY: test demo venv clean sheet bench-foundation
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps facenet-pytorch==2.6.0
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+demo: $(STAMP)
+	$(PY) -m forensics.cli.main demo --out $(DEMO)
+
+sheet: $(STAMP)
+	$(PY) -m forensics.cli.main synth sheet --out docs/identity_sheet.png
+
+bench-foundation: $(STAMP)
+	$(PY) -m benchmarks.foundation
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,1 @@
+"""Benchmark suites, their runner and the recorded results (benchmarks/results/)."""

@@ -1,0 +1,55 @@
+"""`forensics` command line: one subcommand per module in forensics.cli.
+
+Each subcommand module exposes ``add_parser(subparsers)`` (which sets ``func`` on its parser) and
+returns an exit status from that function: 0 all inputs analysed, 1 some failed, 2 usage error.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Order here is the order `forensics --help` lists them in.
+SUBCOMMANDS = ["synth", "preprocess", "demo"]
+
+EPILOG = """\
+examples:
+  forensics synth --out data/synth --identities 20 --videos-per-identity 2 --frames 48
+  forensics synth sheet --out sheet.png          # 16 rendered identities on one PNG
+  forensics preprocess --dataset synthetic --root data/synth --cache data/cache
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="forensics",
+        description="Deepfake detection and media forensics: make fakes, train detectors, scan media.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f"forensics.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"forensics.cli.{name}":
+                continue
+            raise
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted; finished work has been kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
