@@ -26,10 +26,12 @@ demo: $(STAMP)
 	$(PY) -m forensics.cli.main demo --out $(DEMO)
 
 sheet: $(STAMP)
-	$(PY) -m forensics.cli.main synth sheet --out docs/identity_sheet.png
+	$(PY) -m forensics.cli.main synth --sheet docs/identity_sheet.png
 
+# Foundation benchmarks: synthetic realism (MTCNN vs ground truth), render and preprocessing speed.
 bench-foundation: $(STAMP)
-	$(PY) -m benchmarks.foundation
+	$(PY) -m benchmarks.synthetic
+	$(PY) -m benchmarks.preprocess
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -15,7 +15,7 @@ SUBCOMMANDS = ["synth", "preprocess", "demo"]
 EPILOG = """\
 examples:
   forensics synth --out data/synth --identities 20 --videos-per-identity 2 --frames 48
-  forensics synth sheet --out sheet.png          # 16 rendered identities on one PNG
+  forensics synth --sheet sheet.png              # 16 rendered identities on one PNG
   forensics preprocess --dataset synthetic --root data/synth --cache data/cache
 """
 
