@@ -134,11 +134,7 @@ def decode_packets(container, stream, report: DecodeReport) -> Iterator[av.Video
         except DECODE_ERRORS as exc:
             report.note_packet_error(exc)
             continue
-        for frame in frames:
-            report.frames += 1
-            if frame.is_corrupt:
-                report.corrupt_frames += 1
-            yield frame
+        yield from _counted(frames, report)
 
 
 def _flush(stream, report: DecodeReport) -> Iterator[av.VideoFrame]:
@@ -146,6 +142,11 @@ def _flush(stream, report: DecodeReport) -> Iterator[av.VideoFrame]:
         frames = stream.decode(None)
     except DECODE_ERRORS:
         return
+    yield from _counted(frames, report)
+
+
+def _counted(frames, report: DecodeReport) -> Iterator[av.VideoFrame]:
+    """Pass frames through, tallying them (and those FFmpeg flags corrupt) in the report."""
     for frame in frames:
         report.frames += 1
         if frame.is_corrupt:
