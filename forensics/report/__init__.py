@@ -1,0 +1,13 @@
+"""HTML reports of `forensics detect --report DIR`: one self-contained page per input and an index."""
+from forensics.report.html import (
+    INDEX_NAME,
+    render_index,
+    render_report,
+    report_name,
+    track_series,
+    write_index,
+    write_report,
+)
+
+__all__ = ["INDEX_NAME", "render_index", "render_report", "report_name", "track_series", "write_index",
+           "write_report"]
