@@ -1,0 +1,183 @@
+"""Detector checkpoints: model.safetensors + config.json in one directory; loading never unpickles.
+
+config.json = {"format": FORMAT, "detector": <DetectorConfig>, "weights_sha256": ..., **meta}. The weights'
+hash is recorded so that a torn overwrite (new weights, old config or the reverse) is caught at load
+time instead of silently running a model with the wrong threshold or calibration.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from detectors.model import FrameDetector
+from detectors.registry import create_detector, is_detector, list_detectors
+from forensics.device import autocast, resolve_device
+from forensics.io import atomic_path, atomic_write_json, sha256_file
+
+FORMAT = "forensics-detector/1"
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+_RESERVED = ("format", "detector", "weights_sha256")
+
+
+class DetectorLoadError(ValueError):
+    """A checkpoint that cannot be used; the message is one line: 'PATH: reason'."""
+
+
+@dataclass
+class LoadedDetector:
+    model: FrameDetector
+    meta: dict[str, Any]
+    sha256: str
+    name: str
+    path: Path | None = field(default=None)
+
+    @property
+    def threshold(self) -> float:
+        return float(self.meta.get("threshold", 0.5))
+
+    @property
+    def crop(self) -> dict[str, Any]:
+        """How faces must be aligned for this model (what it was trained on)."""
+        return self.meta.get("crop", {"size": self.model.config.input_size, "margin": 0.25})
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def probability(self, logits: torch.Tensor | np.ndarray | float) -> np.ndarray:
+        """Calibrated probability sigmoid(a * logit + b) with the Platt parameters fitted after training."""
+        if torch.is_tensor(logits):
+            logits = logits.detach().float().cpu().numpy()
+        calibration = self.meta.get("calibration") or {}
+        a, b = float(calibration.get("a", 1.0)), float(calibration.get("b", 0.0))
+        z = a * np.asarray(logits, dtype=np.float64) + b
+        return 0.5 * (1.0 + np.tanh(0.5 * z))  # the logistic function without overflow for large |z|
+
+    @torch.no_grad()
+    def logits(self, crops, batch_size: int = 64) -> np.ndarray:
+        """Frame logits for uint8 RGB crops (preprocessed and batched here): float64 [N]."""
+        out: list[np.ndarray] = []
+        for start in range(0, len(crops), batch_size):
+            batch = self.model.preprocess(crops[start:start + batch_size]).to(self.device)
+            with autocast(self.device):
+                out.append(self.model(batch).float().cpu().numpy())
+        return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
+
+
+def save_detector(directory: str | os.PathLike, model: FrameDetector, meta: dict[str, Any] | None = None) -> Path:
+    """Write directory/model.safetensors then directory/config.json, each atomically; returns the directory."""
+    meta = dict(meta or {})
+    clash = [k for k in _RESERVED if k in meta]
+    if clash:
+        raise ValueError(f"save_detector: meta may not set reserved key(s) {', '.join(clash)}")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    # clone(): safetensors refuses tensors sharing storage, and the copies detach us from the device.
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    with atomic_path(directory / WEIGHTS_FILE) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt", "detector": model.config.name})
+    config = {"format": FORMAT, "detector": model.config.to_dict(),
+              "weights_sha256": sha256_file(directory / WEIGHTS_FILE), **meta}
+    atomic_write_json(directory / CONFIG_FILE, config)
+    return directory
+
+
+def load_detector(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedDetector:
+    """Rebuild the architecture from config.json and load the weights strictly, in eval mode."""
+    directory = _checkpoint_dir(Path(path))
+    weights, config_path = directory / WEIGHTS_FILE, directory / CONFIG_FILE
+    if not weights.is_file():
+        raise DetectorLoadError(f"{weights}: missing (a detector checkpoint is {WEIGHTS_FILE} + {CONFIG_FILE})")
+    meta = _read_config(config_path)
+    sha = sha256_file(weights)
+    if meta.get("weights_sha256") not in (None, sha):
+        raise DetectorLoadError(f"{weights}: does not match {CONFIG_FILE} (sha256 differs; the pair was "
+                                "written by different saves)")
+    model = _build(meta["detector"], config_path)
+    try:
+        state = load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise DetectorLoadError(f"{weights}: not a readable safetensors file ({_one_line(exc)})") from None
+    problem = _state_mismatch(model, state)
+    if problem:
+        raise DetectorLoadError(f"{weights}: weights do not fit {model.config.name}: {problem}")
+    model.load_state_dict(state, strict=True)
+    try:
+        target = resolve_device(device)
+    except ValueError as exc:
+        raise DetectorLoadError(f"{directory}: {exc}") from None
+    model = model.to(target).eval()
+    return LoadedDetector(model=model, meta=meta, sha256=sha, name=model.config.name, path=directory)
+
+
+def _checkpoint_dir(path: Path) -> Path:
+    if path.is_dir():
+        return path
+    if not path.exists():
+        raise DetectorLoadError(f"{path}: no such file or directory")
+    if path.suffix != ".safetensors":
+        raise DetectorLoadError(f"{path}: not a detector directory or a .safetensors file")
+    if path.name != WEIGHTS_FILE:
+        raise DetectorLoadError(f"{path}: expected the checkpoint's {WEIGHTS_FILE} (beside its {CONFIG_FILE})")
+    return path.parent
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise DetectorLoadError(f"{path}: missing (a detector checkpoint is {WEIGHTS_FILE} + {CONFIG_FILE})")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DetectorLoadError(f"{path}: invalid JSON (line {exc.lineno}: {exc.msg})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DetectorLoadError(f"{path}: unreadable ({_one_line(exc)})") from None
+    if not isinstance(meta, dict):
+        raise DetectorLoadError(f"{path}: expected a JSON object")
+    if meta.get("format") != FORMAT:
+        raise DetectorLoadError(f"{path}: unsupported format {meta.get('format')!r} (expected {FORMAT!r})")
+    if not isinstance(meta.get("detector"), dict):
+        raise DetectorLoadError(f"{path}: no 'detector' section describing the architecture")
+    return meta
+
+
+def _build(config: dict[str, Any], config_path: Path) -> FrameDetector:
+    options = dict(config)
+    name = options.pop("name", None)
+    if not is_detector(name):
+        raise DetectorLoadError(f"{config_path}: unknown detector architecture {name!r} "
+                                f"(known: {', '.join(list_detectors())})")
+    # The saved weights replace any initial weights, and the file may not exist on this machine.
+    options["pretrained_file"] = None
+    try:
+        return create_detector(name, **options)
+    except (ValueError, TypeError) as exc:
+        raise DetectorLoadError(f"{config_path}: cannot build {name}: {_one_line(exc)}") from None
+
+
+def _state_mismatch(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> str | None:
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    if wrong:
+        k = wrong[0]
+        return (f"{len(wrong)} shape mismatch(es), e.g. {k}: "
+                f"file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}")
+    if missing:
+        return f"{len(missing)} tensor(s) missing, e.g. {missing[0]}"
+    if unexpected:
+        return f"{len(unexpected)} unexpected tensor(s), e.g. {unexpected[0]}"
+    return None
+
+
+def _one_line(exc: BaseException) -> str:
+    return (" ".join(str(exc).split()) or type(exc).__name__)[:300]

@@ -1,0 +1,160 @@
+"""FrameDetector: a timm backbone (optionally fused with the frequency branch) giving one fake logit per crop."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+import timm
+import torch
+from timm.models import get_pretrained_cfg
+from torch import nn
+
+from detectors.config import DetectorConfig
+from detectors.frequency import FrequencyBranch
+
+
+class FrameDetector(nn.Module):
+    """Face crop -> fake logit. Logits rather than probabilities: calibration is fitted after training
+    (LoadedDetector.probability) and clip aggregation works in logit space."""
+
+    def __init__(self, config: DetectorConfig):
+        super().__init__()
+        self.config = config
+        self.backbone = create_backbone(config)
+        features = backbone_width(self.backbone)
+        self.frequency = FrequencyBranch(config.mean, config.std) if config.frequency else None
+        if self.frequency is not None:
+            features += self.frequency.out_features
+        # Dropout after fusion (not timm's, which would only see the RGB features).
+        self.dropout = nn.Dropout(config.drop_rate)
+        self.head = nn.Linear(features, 1)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled (and fused) features before the head: [B, F]."""
+        feats = self.backbone(x)
+        if self.frequency is not None:
+            feats = torch.cat([feats, self.frequency(x).to(feats.dtype)], dim=1)
+        return feats
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.features(x))).squeeze(1)
+
+    def preprocess(self, crops: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
+        return preprocess_crops(crops, self.config.input_size, self.config.mean, self.config.std)
+
+    def extra_repr(self) -> str:
+        return f"name={self.config.name!r}, input_size={self.config.input_size}, frequency={self.config.frequency}"
+
+
+def build_detector(name: str, backbone: str, input_size: int, frequency: bool = False,
+                   overrides: dict[str, Any] | None = None) -> FrameDetector:
+    """Registry helper: a family's defaults, then the caller's overrides, then the model."""
+    overrides = dict(overrides or {})
+    if overrides.get("name", name) != name:
+        raise ValueError(f"detector {name}: 'name' cannot be overridden (got {overrides['name']!r})")
+    overrides.pop("name", None)
+    chosen_backbone = overrides.get("backbone", backbone)
+    mean, std = backbone_normalisation(chosen_backbone)
+    config = DetectorConfig(name=name, backbone=backbone, input_size=input_size, mean=mean, std=std,
+                            frequency=frequency).replace(**overrides)
+    return FrameDetector(config)
+
+
+def backbone_normalisation(backbone: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The input statistics the backbone's published weights expect (no weights are fetched)."""
+    if not timm.is_model(backbone):
+        raise ValueError(f"unknown timm backbone {backbone!r}")
+    cfg = get_pretrained_cfg(backbone)
+    if cfg is None:
+        return (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    return tuple(cfg.mean), tuple(cfg.std)
+
+
+def create_backbone(config: DetectorConfig) -> nn.Module:
+    """timm backbone without classifier; never downloads. A local weight file goes through timm's own
+    loader (its key filters apply), then is checked to really cover the backbone, because timm loads
+    non-strictly once the classifier is dropped and would otherwise keep a random init silently."""
+    if not timm.is_model(config.backbone):
+        raise ValueError(f"detector {config.name}: unknown timm backbone {config.backbone!r}")
+    if config.pretrained_file is None:
+        return timm.create_model(config.backbone, pretrained=False, num_classes=0)
+    path = Path(config.pretrained_file)
+    if not path.is_file():
+        raise ValueError(f"{path}: pretrained weight file not found")
+    # url/hf_hub_id cleared so that nothing but the file can ever be a source.
+    overlay = dict(file=str(path), url=None, hf_hub_id=None)
+    try:
+        model = timm.create_model(config.backbone, pretrained=True, num_classes=0, pretrained_cfg_overlay=overlay)
+    except Exception as exc:  # noqa: BLE001 - any loader failure becomes one line naming the file
+        raise ValueError(f"{path}: cannot load weights into {config.backbone}: {_one_line(exc)}") from None
+    _check_weights_cover(model, path, config.backbone)
+    return model
+
+
+def backbone_width(backbone: nn.Module) -> int:
+    """Width of what the headless backbone returns (MobileNetV3's conv head makes it differ from num_features)."""
+    return int(getattr(backbone, "head_hidden_size", None) or backbone.num_features)
+
+
+def _check_weights_cover(model: nn.Module, path: Path, backbone: str) -> None:
+    shapes = _file_tensor_shapes(path)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    missing = [k for k in expected if k not in shapes]
+    wrong = [k for k in expected if k in shapes and shapes[k] != expected[k]]
+    if missing or wrong:
+        problem = (f"{len(missing)} of {len(expected)} tensors missing (e.g. {missing[0]})" if missing
+                   else f"shape mismatch for {wrong[0]}: file {shapes[wrong[0]]} vs model {expected[wrong[0]]}")
+        raise ValueError(f"{path}: weights do not fit backbone {backbone}: {problem}")
+
+
+def _file_tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as fh:  # header only, no tensor data read
+            return {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
+    state = timm.models.load_state_dict(str(path))  # torch.load(weights_only=True) for non-safetensors
+    return {k: tuple(v.shape) for k, v in state.items() if torch.is_tensor(v)}
+
+
+def preprocess_crops(crops: np.ndarray | Sequence[np.ndarray], size: int,
+                     mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """uint8 RGB crops of any size -> normalised float [B, 3, size, size] on the CPU.
+
+    INTER_AREA when shrinking (it averages, so no aliasing is invented: aliasing would look like the
+    very upsampling traces the frequency branch hunts for), bilinear when enlarging. Non-square crops
+    are stretched: aligned face crops are square, so this only happens for foreign input.
+    """
+    if isinstance(crops, np.ndarray) and crops.ndim == 3:
+        crops = crops[None]
+    if len(crops) == 0:
+        return torch.zeros((0, 3, size, size), dtype=torch.float32)
+    batch = np.stack([_resize(_check_crop(crop, i), size) for i, crop in enumerate(crops)])
+    tensor = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255.0)
+    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    return tensor.sub_(mean_t).div_(std_t).contiguous()
+
+
+def _check_crop(crop: np.ndarray, index: int) -> np.ndarray:
+    crop = np.asarray(crop)
+    if crop.dtype != np.uint8 or crop.ndim != 3 or crop.shape[2] != 3 or min(crop.shape[:2]) < 1:
+        raise ValueError(f"preprocess: crop {index} is {crop.dtype} with shape {crop.shape} "
+                         "(need uint8 RGB HxWx3)")
+    return crop
+
+
+def _resize(crop: np.ndarray, size: int) -> np.ndarray:
+    height, width = crop.shape[:2]
+    if (height, width) == (size, size):
+        return np.ascontiguousarray(crop)
+    shrinking = height > size or width > size
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(np.ascontiguousarray(crop), (size, size), interpolation=interpolation)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:300]
