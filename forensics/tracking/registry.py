@@ -1,0 +1,187 @@
+"""The model registry: detector checkpoints by name and alias (`forensics-detector@champion`).
+
+Why plain registered versions rather than an MLflow model flavour: a registered version here is
+MlflowClient.create_model_version(name, source=<run artifact URI>/model, run_id), whose source is the
+checkpoint folder exactly as detectors.save_detector wrote it (model.safetensors + config.json).
+- mlflow.pytorch.log_model pickles the module; the product must load models without pickle.
+- mlflow.pyfunc "models from code" avoids pickle but captures a Python environment (pip freeze),
+  writes an MLmodel wrapper and a LoggedModel per version: seconds of work and a second format to keep
+  in step, for serving features nothing here uses.
+- create_model_version works the same against the sqlite store (source is a local path) and a server
+  (source is mlflow-artifacts:/...), and mlflow.artifacts.download_artifacts fetches either.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from forensics.tracking import offline as off
+
+MODEL_FILES = ("model.safetensors", "config.json")
+MODEL_CACHE_ENV = "FORENSICS_MODEL_CACHE"
+_NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")
+_ALIAS = re.compile(r"^[\w\-]+$")
+_warned: set[str] = set()
+
+
+def create_model_version(client, name: str, source: str, run_id: str | None, alias: str | None = None,
+                         tags: dict | None = None) -> str:
+    """Register `source` as a new version of `name` (created if missing); point `alias` at it."""
+    from mlflow.exceptions import MlflowException
+
+    if alias is not None:
+        check_alias(alias)
+    try:
+        client.get_registered_model(name)
+    except MlflowException as exc:
+        if getattr(exc, "error_code", "") not in _NOT_FOUND:
+            raise
+        try:
+            client.create_registered_model(name, description="Deepfake detector checkpoints "
+                                                             "(safetensors + config.json, no pickle)")
+        except MlflowException as again:  # another process registered it first
+            if getattr(again, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
+                raise
+    version = client.create_model_version(name, source, run_id=run_id,
+                                          tags={k: str(v) for k, v in (tags or {}).items()})
+    if alias:
+        client.set_registered_model_alias(name, alias, str(version.version))
+    return str(version.version)
+
+
+def resolve_model(name: str = "forensics-detector", alias: str = "champion") -> Path | None:
+    """Local folder with model.safetensors + config.json for name@alias; None when nothing is registered.
+
+    A local store's version is used in place; a remote one is downloaded once into the model cache
+    (FORENSICS_MODEL_CACHE, default ~/.cache/forensics/models), keyed by version and run.
+    """
+    check_alias(alias)
+
+    def lookup(client, uri):
+        version = _version_by_alias(client, name, alias)
+        return (version, uri) if version is not None else None
+
+    found = _with_fallback(lookup, missing_local_store_means_none=True)
+    if found is None:
+        return None
+    version, uri = found
+    return _local_model_dir(name, version, uri)
+
+
+def set_model_alias(name: str, version: str | int, alias: str) -> None:
+    """Point name@alias at `version` (e.g. promote a challenger to champion)."""
+    from mlflow.exceptions import MlflowException
+
+    check_alias(alias)
+
+    def assign(client, uri):
+        try:
+            client.set_registered_model_alias(name, alias, str(version))
+        except MlflowException as exc:
+            if getattr(exc, "error_code", "") in _NOT_FOUND:
+                raise ValueError(f"set_model_alias: {name} version {version} is not registered in {uri}") from None
+            raise
+        return True
+
+    if _with_fallback(assign, missing_local_store_means_none=True) is None:
+        raise ValueError(f"set_model_alias: {name} version {version}: no registry reachable "
+                         f"({off.tracking_uri()} is down and {off.offline_uri()} does not exist)")
+
+
+def model_cache_dir() -> Path:
+    env = os.environ.get(MODEL_CACHE_ENV)
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "forensics" / "models"
+
+
+def _with_fallback(op, missing_local_store_means_none: bool):
+    """op(client, uri) against the tracking URI's registry, or the local fallback store's if unreachable."""
+    from mlflow import MlflowClient
+
+    uri = off.tracking_uri()
+    reason = off.dead_reason(uri)
+    if reason is None:
+        off.prepare_uri(uri)
+        try:
+            return op(MlflowClient(tracking_uri=uri), uri)
+        except Exception as exc:
+            reason = off.unreachable_reason(exc)
+            if reason is None:
+                raise
+            off.mark_dead(uri, reason)
+    target = off.offline_uri()
+    if target == uri:
+        raise RuntimeError(f"mlflow: model registry {uri} unreachable ({reason})")
+    if uri not in _warned:
+        _warned.add(uri)
+        off.warn(f"mlflow: {uri} unreachable ({reason}); using the model registry of local store {target} instead")
+    if missing_local_store_means_none and not (off.offline_dir() / "mlflow.db").exists():
+        return None
+    off.prepare_uri(target)
+    return op(MlflowClient(tracking_uri=target, registry_uri=target), target)
+
+
+def _version_by_alias(client, name: str, alias: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if getattr(exc, "error_code", "") in _NOT_FOUND:
+            return None
+        raise
+
+
+def _local_model_dir(name: str, version, uri: str) -> Path:
+    source = version.source
+    local = _as_local_path(source)
+    if local is not None and _complete(local):
+        return local
+    key = version.run_id or hashlib.sha256(source.encode()).hexdigest()
+    dest = model_cache_dir() / off.clean_key(name).replace("/", "_") / f"v{version.version}-{key[:12]}"
+    if _complete(dest):
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        from mlflow.artifacts import download_artifacts
+
+        got = Path(download_artifacts(artifact_uri=source, dst_path=str(tmp), tracking_uri=uri))
+        if not _complete(got):
+            raise ValueError(f"registry: {name} version {version.version}: {source} lacks "
+                             f"{' or '.join(MODEL_FILES)}")
+        if dest.exists():
+            shutil.rmtree(dest)          # an incomplete earlier download
+        try:
+            os.replace(got, dest)
+        except OSError:
+            if not _complete(dest):      # another process finished the same download first
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def _as_local_path(source: str) -> Path | None:
+    parsed = urlparse(source)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path))
+    if parsed.scheme == "" and os.path.isabs(source):
+        return Path(source)
+    return None
+
+
+def _complete(folder: Path) -> bool:
+    return all((folder / f).is_file() for f in MODEL_FILES)
+
+
+def check_alias(alias: str) -> None:
+    if not isinstance(alias, str) or not _ALIAS.match(alias):
+        raise ValueError(f"model alias {alias!r}: use letters, digits, _ and - only (e.g. champion)")
