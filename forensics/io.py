@@ -51,14 +51,28 @@ def atomic_write_json(target: str | os.PathLike, obj: Any, indent: int = 2) -> P
 
 
 def append_jsonl(target: str | os.PathLike, record: dict) -> None:
-    """Append one record and flush it to disk, so a crash after this call keeps it."""
+    """Append one record and flush it to disk, so a crash after this call keeps it.
+
+    A torn last line (a crash mid-write) is closed first, so the new record never glues onto it.
+    """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps(record, default=_json_default) + "\n"
+    if _ends_torn(target):
+        line = "\n" + line
     with open(target, "a", encoding="utf-8") as fh:
         fh.write(line)
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def _ends_torn(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) != b"\n"
+    except OSError:  # missing or empty file
+        return False
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
