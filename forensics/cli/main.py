@@ -10,13 +10,16 @@ import importlib
 import sys
 
 # Order here is the order `forensics --help` lists them in.
-SUBCOMMANDS = ["synth", "preprocess", "demo"]
+SUBCOMMANDS = ["synth", "preprocess", "train", "detect", "ui", "demo"]
 
 EPILOG = """\
 examples:
   forensics synth --out data/synth --identities 20 --videos-per-identity 2 --frames 48
   forensics synth --sheet sheet.png              # 16 rendered identities on one PNG
   forensics preprocess --dataset synthetic --root data/synth --cache data/cache
+  forensics train detector                       # synthetic world, self-blended fakes, registered in MLflow
+  forensics detect clips/ --jsonl scan.jsonl --report report/
+  forensics ui                                   # MLflow UI on the project's tracking store
 """
 
 
