@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from generators.blending import SBIConfig, landmark_mask, self_blend, template_landmarks
-from generators.blending.masks import five_from_68
+from forensics.landmarks import five_points
 
 
 def _render(k: int, size: int, yaw: float = 0.0):
@@ -100,12 +100,12 @@ def test_works_at_common_crop_sizes(size):
         assert np.array_equal(fake[mask == 0], crop[mask == 0])
 
 
-def test_non_square_crop_and_five_from_68(face128):
+def test_non_square_crop_and_five_points(face128):
     crop, lm68, lm5 = face128
     wide = np.ascontiguousarray(np.hstack([crop, crop[:, :32]]))
     fake, mask, _ = self_blend(wide, lm68, np.random.default_rng(1))
     assert fake.shape == wide.shape and mask.shape == wide.shape[:2]
-    assert np.allclose(five_from_68(lm68), lm5)
+    assert np.allclose(five_points(lm68), lm5)
 
 
 def test_template_copy_matches_forensics_faces():

@@ -40,19 +40,11 @@ def is_media_file(path: Path) -> bool:
 
 
 def media_in_folder(folder: Path) -> list[Path]:
-    """Media files under `folder`, recursively, sorted; hidden entries skipped; each real folder once
-    (a symlink loop cannot hang the walk)."""
-    found: list[Path] = []
-    seen: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        real = os.path.realpath(dirpath)
-        if real in seen:
-            dirnames[:] = []
-            continue
-        seen.add(real)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found.extend(p for p in (Path(dirpath) / f for f in filenames) if p.is_file() and is_media_file(p))
-    return sorted(found)
+    """Media files under `folder` (by extension, or by content for unknown extensions), recursively,
+    sorted, hidden entries skipped, each real folder once."""
+    from forensics.data.adapters._common import list_media_files
+
+    return list_media_files(folder, keep=lambda p: p.is_file() and is_media_file(p))
 
 
 def collect_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:

@@ -10,17 +10,9 @@ from typing import Sequence
 
 import numpy as np
 
+from forensics.landmarks import five_points  # noqa: F401  (re-exported: forensics.synthetic.five_points)
+
 POINT_NAMES = ("eye_left", "eye_right", "nose", "mouth_left", "mouth_right")   # image-left / image-right
-
-
-def five_points(landmarks68: np.ndarray) -> np.ndarray:
-    """(5,2) MTCNN-style points from iBUG-68, ordered image-left before image-right."""
-    lm = np.asarray(landmarks68, np.float64)
-    eyes = np.stack([lm[36:42].mean(axis=0), lm[42:48].mean(axis=0)])
-    mouth = np.stack([lm[48], lm[54]])
-    eyes = eyes[np.argsort(eyes[:, 0])]
-    mouth = mouth[np.argsort(mouth[:, 0])]
-    return np.stack([eyes[0], eyes[1], lm[30], mouth[0], mouth[1]])
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from forensics.landmarks import five_points
+
 from generators.blending.config import SBIConfig, check_landmarks
 
 # ArcFace's 112x112 five-point template, as forensics.faces.align.CANONICAL_LANDMARKS_5. Copied rather than
@@ -41,16 +43,6 @@ def template_landmarks(height: int, width: int, margin: float) -> np.ndarray:
     """Where align_face put the five points of a crop made with `margin` (forensics.faces.template_in_crop)."""
     unit = (_ARCFACE_5 - 0.5) / (1.0 + margin) + 0.5
     return unit * np.array([width, height], dtype=np.float64)
-
-
-def five_from_68(landmarks68: np.ndarray) -> np.ndarray:
-    """MTCNN-style five points (eye centres, nose tip, mouth corners; image-left first) from iBUG-68."""
-    lm = np.asarray(landmarks68, np.float64)
-    eyes = np.stack([lm[36:42].mean(axis=0), lm[42:48].mean(axis=0)])
-    mouth = np.stack([lm[48], lm[54]])
-    eyes = eyes[np.argsort(eyes[:, 0])]
-    mouth = mouth[np.argsort(mouth[:, 0])]
-    return np.stack([eyes[0], eyes[1], lm[30], mouth[0], mouth[1]])
 
 
 def _fit_affine(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -87,7 +79,7 @@ def _polygon_from_68(lm: np.ndarray, mask_type: str) -> np.ndarray:
     if mask_type == "inner":
         return lm[17:]                       # brows, nose, eyes and mouth: no jawline
     if mask_type == "extended":
-        five = five_from_68(lm)
+        five = five_points(lm)
         up = (five[0] + five[1]) / 2 - (five[3] + five[4]) / 2    # mouth -> eyes, one eye-to-mouth length
         brows = lm[17:27] + FOREHEAD_RAISE * up
         return np.vstack([lm, brows])

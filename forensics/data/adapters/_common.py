@@ -11,7 +11,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 from forensics.data.manifest import ManifestRow
 from forensics.data.registry import DatasetError, DatasetWarning
@@ -41,9 +41,10 @@ def hash_split(key: str, val_fraction: float, test_fraction: float) -> str:
     return "train"
 
 
-def list_media_files(folder: Path) -> list[Path]:
+def list_media_files(folder: Path, keep: Callable[[Path], bool] | None = None) -> list[Path]:
     """Media files under ``folder``, recursively, sorted; hidden files and folders are skipped.
 
+    `keep` decides which files count (default: a media extension).
     Folder symlinks are followed (datasets are often assembled from links) but each real folder is
     visited once, so a link loop cannot hang the walk.
     """
@@ -56,7 +57,8 @@ def list_media_files(folder: Path) -> list[Path]:
             continue
         seen.add(real)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found.extend(Path(dirpath) / f for f in sorted(filenames) if is_media_name(f))
+        paths = (Path(dirpath) / f for f in sorted(filenames))
+        found.extend(p for p in paths if (keep(p) if keep else is_media_name(p.name)))
     return sorted(found)
 
 
