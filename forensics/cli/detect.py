@@ -19,7 +19,7 @@ examples:
   forensics detect clip.mp4                           # record on stdout, verdict on stderr
   forensics detect videos/ --jsonl results.jsonl      # a folder, recursively; re-run with --resume
   forensics detect clip.mp4 --every 1 --report out/   # every frame, plus an HTML report per input
-  forensics detect photo.jpg --model runs/detector/   # a detector directory instead of the registered one
+  forensics detect photo.jpg --model runs/detector/model   # a detector directory instead of the registered one
 
 exit status: 0 every input analysed (ok or no_face), 1 some input failed (the others are still
 reported), 2 usage error (bad arguments, missing input, no model).
