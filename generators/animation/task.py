@@ -1,0 +1,391 @@
+"""Training the face-animation family in the shared loop: self-reconstruction across frames of one video.
+
+A pair (source frame, driving frame) of the same video shows the same person in two poses/expressions, so
+the driving frame is the exact target of "the source moving like the driver": the model sees the source
+image and both frames' keypoints, and must rebuild the driving frame. Identity never changes inside a pair,
+which is why this trains without any labels; at inference the same machinery transfers another video's
+motion (animate.py).
+
+Two optimizers: "G" trains keypoint detector + generator (dense motion inside) on reconstruction +
+equivariance (+ a small adversarial and feature-matching term once `adversarial_start_epoch` is reached:
+an untrained generator's output is easy to reject, and an early adversary only adds noise); "D" trains
+the multi-scale patch discriminator with the hinge loss.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from .discriminator import (MultiScaleDiscriminator, discriminator_hinge_loss, feature_matching_loss,
+                            generator_hinge_loss)
+from .generator import OcclusionAwareGenerator
+from .keypoints import KeypointDetector
+from .losses import RandomFeatures, RandomTransform, equivariance_loss, reconstruction_loss
+
+PRESET_DIR = Path(__file__).parent / "presets"
+FAMILY = "animation"
+
+
+@dataclass
+class AnimationConfig:
+    """Architecture (saved with the weights) and training recipe; YAML presets in generators/animation/presets/."""
+    # -- data
+    world: str = "data/synth"               # synthetic world to train on (when no FaceSet is given)
+    size: int = 64                          # aligned crop side the model works at
+    margin: float = 0.25                    # alignment margin (forensics.faces.align_face)
+    # -- keypoint detector
+    num_kp: int = 10
+    estimate_jacobian: bool = True
+    kp_block_expansion: int = 32
+    kp_num_blocks: int = 3
+    kp_max_features: int = 256
+    kp_scale_factor: float = 0.5
+    kp_temperature: float = 0.1
+    # -- dense motion
+    dm_block_expansion: int = 32
+    dm_num_blocks: int = 3
+    dm_max_features: int = 256
+    dm_scale_factor: float = 0.5
+    kp_variance: float = 0.01
+    estimate_occlusion_map: bool = True
+    head_kernel: int = 7                    # FOMM's 7x7 convs: keypoint/mask/occlusion heads, generator ends
+    # -- generator
+    gen_block_expansion: int = 32
+    gen_max_features: int = 256
+    gen_down_blocks: int = 2
+    gen_bottleneck_blocks: int = 3
+    warped_skips: bool = True               # warp every encoder resolution, not only the bottleneck (TPSMM)
+    pixel_skip: bool = True                 # blend the warped source image in through a predicted mask
+    # -- discriminator
+    disc_scales: list = field(default_factory=lambda: [1.0])
+    disc_block_expansion: int = 32
+    disc_num_blocks: int = 3
+    disc_max_features: int = 256
+    # -- training
+    epochs: int = 10
+    batch_size: int = 16
+    pairs_per_video: int = 16               # (source, driving) pairs drawn per training video per epoch
+    lr_generator: float = 2e-4
+    lr_discriminator: float = 2e-4
+    betas: list = field(default_factory=lambda: [0.5, 0.999])
+    flip: bool = True                       # mirror both frames of a pair together
+    loss_scales: list = field(default_factory=lambda: [1.0, 0.5, 0.25, 0.125])
+    pixel_weight: float = 10.0
+    feature_weight: float = 10.0
+    feature_widths: list = field(default_factory=lambda: [16, 32, 64])
+    equivariance_value: float = 10.0
+    equivariance_jacobian: float = 10.0
+    sigma_affine: float = 0.05
+    sigma_tps: float = 0.005
+    points_tps: int = 5
+    adversarial_weight: float = 0.1
+    feature_matching_weight: float = 1.0
+    adversarial_start_epoch: int = 1
+    train_split: str = "train"
+    eval_split: str = "val"                 # falls back to the training videos when the split is empty
+    eval_videos: int = 12
+    eval_frames: int = 8                    # driving frames per evaluation video (source: its first frame)
+    grid_columns: int = 8
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        multiple = 2 ** self.gen_down_blocks
+        if self.size % multiple or int(self.size * self.kp_scale_factor) % (2 ** self.kp_num_blocks) \
+                or int(self.size * self.dm_scale_factor) % (2 ** self.dm_num_blocks):
+            raise ValueError(f"AnimationConfig: size {self.size} must be divisible by 2**gen_down_blocks and, "
+                             f"after each scale factor, by 2**num_blocks of the keypoint and motion hourglasses")
+        if self.num_kp < 1 or self.batch_size < 1 or self.pairs_per_video < 1:
+            raise ValueError("AnimationConfig: num_kp, batch_size and pairs_per_video must be >= 1")
+
+    @classmethod
+    def from_preset(cls, name_or_path: str, **overrides) -> "AnimationConfig":
+        import yaml
+
+        path = Path(name_or_path)
+        if not path.suffix:
+            path = PRESET_DIR / f"{name_or_path}.yaml"
+        if not path.is_file():
+            known = ", ".join(sorted(p.stem for p in PRESET_DIR.glob("*.yaml")))
+            raise ValueError(f"{path}: no such animation preset (known: {known})")
+        data = yaml.safe_load(path.read_text()) or {}
+        return cls.from_dict(data, where=str(path), **overrides)
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "config", **overrides) -> "AnimationConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"{where}: unknown animation config keys {', '.join(unknown)}")
+        merged = {**data, **{k: v for k, v in overrides.items() if v is not None}}
+        return cls(**merged)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def train_config(self, checkpoint_dir=None, **overrides):
+        """The loop settings this family expects: no early stopping (GAN losses are no stopping signal)."""
+        from forensics.training import TrainConfig
+
+        base = dict(epochs=self.epochs, device=self.device, seed=self.seed, patience=None, monitor=None,
+                    checkpoint_dir=checkpoint_dir)
+        return TrainConfig(**{**base, **overrides})
+
+
+def build_modules(config: AnimationConfig) -> dict[str, torch.nn.Module]:
+    """The three trained modules, named as in checkpoints: kp_detector, generator, discriminator."""
+    c = config
+    kp_detector = KeypointDetector(num_kp=c.num_kp, block_expansion=c.kp_block_expansion, num_blocks=c.kp_num_blocks,
+                                   max_features=c.kp_max_features, temperature=c.kp_temperature,
+                                   estimate_jacobian=c.estimate_jacobian, scale_factor=c.kp_scale_factor,
+                                   head_kernel=c.head_kernel)
+    dense = dict(block_expansion=c.dm_block_expansion, num_blocks=c.dm_num_blocks, max_features=c.dm_max_features,
+                 scale_factor=c.dm_scale_factor, kp_variance=c.kp_variance, head_kernel=c.head_kernel)
+    generator = OcclusionAwareGenerator(num_kp=c.num_kp, block_expansion=c.gen_block_expansion,
+                                        max_features=c.gen_max_features, num_down_blocks=c.gen_down_blocks,
+                                        num_bottleneck_blocks=c.gen_bottleneck_blocks,
+                                        estimate_occlusion_map=c.estimate_occlusion_map, dense_motion_params=dense,
+                                        warped_skips=c.warped_skips, pixel_skip=c.pixel_skip,
+                                        edge_kernel=c.head_kernel)
+    discriminator = MultiScaleDiscriminator(scales=tuple(c.disc_scales), block_expansion=c.disc_block_expansion,
+                                            num_blocks=c.disc_num_blocks, max_features=c.disc_max_features)
+    return {"kp_detector": kp_detector, "generator": generator, "discriminator": discriminator}
+
+
+def to_tensor(images: np.ndarray | torch.Tensor, device) -> torch.Tensor:
+    """uint8 [B, S, S, 3] -> float [B, 3, S, S] in [0, 1] on device."""
+    images = torch.as_tensor(images)
+    return images.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    return (images.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
+
+
+def split_keypoints(kp: dict, parts: int) -> list[dict]:
+    """One keypoint dict over a concatenated batch -> `parts` dicts (heatmaps dropped: nothing needs them)."""
+    keys = [k for k in ("value", "jacobian") if k in kp]
+    chunks = {k: kp[k].chunk(parts) for k in keys}
+    return [{k: chunks[k][i] for k in keys} for i in range(parts)]
+
+
+class PairBatches:
+    """The epoch's batches of (source, driving) index pairs; a sized iterable so the loop can show progress."""
+
+    def __init__(self, images: torch.Tensor, pairs: np.ndarray, flips: np.ndarray, batch_size: int):
+        self.images, self.pairs, self.flips, self.batch_size = images, pairs, flips, batch_size
+
+    def __len__(self) -> int:
+        return -(-len(self.pairs) // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for start in range(0, len(self.pairs), self.batch_size):
+            pairs = torch.from_numpy(self.pairs[start:start + self.batch_size])
+            flips = torch.from_numpy(self.flips[start:start + self.batch_size])
+            source, driving = self.images[pairs[:, 0]], self.images[pairs[:, 1]]
+            source[flips], driving[flips] = source[flips].flip(2), driving[flips].flip(2)
+            yield source, driving
+
+
+class AnimationTask:
+    """TrainTask for the animation family (see module docstring). `faces` is a FaceSet (forensics.data)."""
+
+    def __init__(self, config: AnimationConfig, faces):
+        if faces.size != config.size:
+            raise ValueError(f"animation training: face crops are {faces.size}px but the config says {config.size}px")
+        self.config = config
+        train = faces.of_split(config.train_split)
+        self.videos = [np.flatnonzero(train.video == v) for v in train.video_ids()]
+        self.videos = [v[np.argsort(train.frame[v], kind="stable")] for v in self.videos if len(v) >= 2]
+        if not self.videos:
+            raise ValueError(f"animation training: no video of split {config.train_split!r} has two frames")
+        self.train_images = torch.from_numpy(np.ascontiguousarray(train.images))
+        evaluation = faces.of_split(config.eval_split)
+        self.eval_faces = evaluation if len(evaluation) else train
+        self.features: RandomFeatures | None = None
+        self.eval_videos = [faces.videos[v] for v in self.eval_faces.video_ids()]
+        self.last_eval: dict | None = None
+        self.last_grid: np.ndarray | None = None
+
+    # ---------------------------------------------------------------- loop protocol
+    def build(self, device: torch.device) -> dict[str, torch.nn.Module]:
+        self.features = RandomFeatures(tuple(self.config.feature_widths), seed=self.config.seed + 1234).to(device)
+        return build_modules(self.config)
+
+    def configure_optimizers(self, modules) -> dict[str, torch.optim.Optimizer]:
+        c = self.config
+        g_params = list(modules["kp_detector"].parameters()) + list(modules["generator"].parameters())
+        return {"G": torch.optim.Adam(g_params, lr=c.lr_generator, betas=tuple(c.betas)),
+                "D": torch.optim.Adam(modules["discriminator"].parameters(), lr=c.lr_discriminator,
+                                      betas=tuple(c.betas))}
+
+    def train_batches(self, epoch: int, rank: int, world_size: int) -> PairBatches:
+        c = self.config
+        rng = np.random.default_rng([c.seed, epoch, 0xA11])
+        pairs = np.concatenate([distinct_pairs(frames, c.pairs_per_video, rng) for frames in self.videos])
+        pairs = pairs[rng.permutation(len(pairs))]
+        flips = (rng.random(len(pairs)) < 0.5) if c.flip else np.zeros(len(pairs), bool)
+        per_rank = len(pairs) // world_size                  # every rank gets as many batches
+        mine = slice(rank, per_rank * world_size, world_size)
+        return PairBatches(self.train_images, pairs[mine], flips[mine], c.batch_size)
+
+    def training_step(self, batch, ctx) -> dict[str, float]:
+        c = self.config
+        source, driving = (to_tensor(x, ctx.device) for x in batch)
+        transform = RandomTransform(len(driving), c.sigma_affine, c.sigma_tps, c.points_tps, device=ctx.device)
+        transformed = transform.transform_frame(driving)
+        # One forward over the three batches: DDP allows one forward per backward, and it is faster.
+        kp_source, kp_driving, kp_transformed = split_keypoints(
+            ctx.modules["kp_detector"](torch.cat([source, driving, transformed])), 3)
+        out = ctx.modules["generator"](source, kp_driving=kp_driving, kp_source=kp_source)
+        prediction = out["prediction"]
+        rec, logs = reconstruction_loss(prediction, driving, tuple(c.loss_scales), c.pixel_weight, c.feature_weight,
+                                        self.features)
+        equi, equi_logs = equivariance_loss(kp_driving, kp_transformed, transform, c.equivariance_value,
+                                            c.equivariance_jacobian if c.estimate_jacobian else 0.0)
+        loss_g = rec + equi
+        logs.update(equi_logs, rec=rec.detach(), l1=(prediction.detach() - driving).abs().mean())
+        adversarial = ctx.epoch >= c.adversarial_start_epoch and (c.adversarial_weight or c.feature_matching_weight)
+        if adversarial:
+            # The discriminator as the G loss sees it: unwrapped, since optimizer "G" does not train it.
+            judged = ctx.raw_modules["discriminator"](torch.cat([driving, prediction]))
+            adv, fm = adversarial_terms(judged)
+            loss_g = loss_g + c.adversarial_weight * adv + c.feature_matching_weight * fm
+            logs.update(g_adv=adv.detach(), feature_matching=fm.detach())
+        ctx.backward(loss_g, "G")
+        logs["loss_g"] = loss_g.detach()
+        if adversarial:
+            judged = ctx.modules["discriminator"](torch.cat([driving, prediction.detach()]))
+            loss_d = sum(discriminator_hinge_loss(*logits.chunk(2)) for _, logits in judged.values())
+            ctx.backward(loss_d, "D")
+            logs["loss_d"] = loss_d.detach()
+        return logs
+
+    def evaluate(self, epoch: int, ctx) -> dict[str, float]:
+        """Self-reenactment on held-out videos: each video's first frame animated by its later frames."""
+        from .animate import transfer
+
+        sources, drivings = self.evaluation_pairs()
+        result = transfer(ctx.raw_modules["kp_detector"], ctx.raw_modules["generator"], sources, drivings,
+                          device=ctx.device, relative=False)
+        generated = result["generated"].astype(np.float32) / 255.0
+        target, copied = drivings.astype(np.float32) / 255.0, sources.astype(np.float32) / 255.0
+        l1 = float(np.abs(generated - target).mean())
+        copy_l1 = float(np.abs(copied - target).mean())
+        half_side = (self.config.size - 1) / 2  # [-1, 1] -> crop pixels
+        kp_gap = np.linalg.norm(result["kp_generated"] - result["kp_driving"], axis=-1).mean() * half_side
+        self.last_eval = {"sources": sources, "drivings": drivings, "generated": result["generated"]}
+        return {"val/l1": l1, "val/l1_copy_source": copy_l1, "val/l1_ratio": l1 / max(copy_l1, 1e-8),
+                "val/kp_distance_px": float(kp_gap)}
+
+    def on_epoch_end(self, epoch: int, metrics: dict, run) -> None:
+        if self.last_eval is None:
+            return
+        self.last_grid = sample_rows(self.last_eval, self.config.grid_columns)
+        if run is not None:
+            run.log_image(self.last_grid, f"samples/epoch_{epoch:03d}.png")
+
+    # ---------------------------------------------------------------- helpers
+    def evaluation_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Fixed (source, driving) uint8 crops: first frame of each evaluation video with evenly spaced later ones."""
+        faces, c = self.eval_faces, self.config
+        sources, drivings = [], []
+        for video in faces.video_ids()[:c.eval_videos]:
+            clip = faces.of_video(video)
+            if len(clip) < 2:
+                continue
+            picks = np.unique(np.linspace(1, len(clip) - 1, min(c.eval_frames, len(clip) - 1)).round().astype(int))
+            sources += [clip.images[0]] * len(picks)
+            drivings += list(clip.images[picks])
+        return np.stack(sources), np.stack(drivings)
+
+
+def distinct_pairs(frames: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """`count` (source, driving) index pairs of two different frames of one video."""
+    first = rng.integers(0, len(frames), count)
+    offset = rng.integers(1, len(frames), count)          # never 0: the two frames always differ
+    return np.stack([frames[first], frames[(first + offset) % len(frames)]], axis=1)
+
+
+def adversarial_terms(judged: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generator hinge loss and feature matching over the discriminator's scales; batches are [real; fake]."""
+    adv, fm = [], []
+    for features, logits in judged.values():
+        adv.append(generator_hinge_loss(logits.chunk(2)[1]))
+        fm.append(feature_matching_loss([f.chunk(2)[0] for f in features], [f.chunk(2)[1] for f in features]))
+    return torch.stack(adv).sum(), torch.stack(fm).sum()
+
+
+def sample_rows(samples: dict, columns: int) -> np.ndarray:
+    """Grid with rows source / driving / generated, one column per evaluation video (first pairs taken
+    at a stride so that columns show different people)."""
+    from forensics.tracking.figures import sample_grid
+
+    n = len(samples["sources"])
+    picks = np.unique(np.linspace(0, n - 1, min(columns, n)).round().astype(int))
+    images = [*samples["sources"][picks], *samples["drivings"][picks], *samples["generated"][picks]]
+    captions = ["source"] * len(picks) + ["driving"] * len(picks) + ["generated"] * len(picks)
+    return sample_grid(images, captions, ncols=len(picks), cell=max(128, samples["sources"].shape[1]))
+
+
+def make_task(config: AnimationConfig, faces=None) -> AnimationTask:
+    """The registry's task factory: faces default to every crop of the configured world at the model size."""
+    if faces is None:
+        from forensics.data.faceset import load_faceset
+
+        faces = load_faceset(config.world, size=config.size, margin=config.margin)
+    return AnimationTask(config, faces)
+
+
+def train_animation(config: AnimationConfig, checkpoint_dir: str | Path, run=None, faces=None,
+                    sample_video: bool = True, **train_overrides):
+    """Train in the shared loop (resuming from checkpoint_dir/last), export the generator checkpoint into
+    checkpoint_dir itself, and with a run log a short animated video made by `animate` from world files
+    (the real MTCNN path) with its recipe. Returns (FitResult, checkpoint_dir)."""
+    from forensics.training import Trainer
+
+    from .checkpoint import save_animation
+
+    task = make_task(config, faces)
+    trainer = Trainer(task, config.train_config(checkpoint_dir, **train_overrides), run=run)
+    result = trainer.fit()
+    last = result.history[-1] if result.history else {}
+    meta = {"crop": {"size": config.size, "margin": config.margin, "aligner": "five-point similarity"},
+            "training": {"world": str(config.world), "frames": int(len(task.train_images)),
+                         "epochs": result.epochs_run},
+            "metrics": {k: v for k, v in last.items() if k.startswith(("val/", "train/"))}}
+    path = save_animation(checkpoint_dir, trainer.modules, config, meta)
+    if run is not None and sample_video:
+        log_sample_video(path, Path(config.world), task.eval_videos, run, config.device)
+    return result, path
+
+
+def log_sample_video(checkpoint: Path, world: Path, videos: list[str], run, device: str = "auto") -> dict | None:
+    """Animate the first frame of one held-out video by another held-out video; a failure is reported, not
+    raised, because the trained checkpoint is already safe on disk."""
+    import tempfile
+    import warnings
+
+    from forensics.media import iter_frames
+
+    from .animate import animate
+
+    if not videos:
+        return None
+    source_video, driving_video = world / videos[0], world / videos[-1]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / f"animate_{source_video.stem}_by_{driving_video.stem}.mp4"
+        try:
+            with iter_frames(source_video) as frames:
+                source = next(iter(frames)).image
+            recipe = animate(checkpoint, source, driving_video, out, device=device)
+        except (ValueError, OSError, StopIteration) as exc:
+            warnings.warn(f"animation sample video skipped: {exc}")
+            return None
+        run.log_artifact(out, "samples")
+        run.log_dict({**recipe, "source": str(source_video)}, f"samples/{out.stem}.json")
+    return recipe
