@@ -102,21 +102,9 @@ class FaceswapConfig:
 
     @classmethod
     def from_preset(cls, name_or_path: str, **overrides) -> "FaceswapConfig":
-        import yaml
+        from forensics.presets import read_preset
 
-        path = Path(name_or_path)
-        if not path.suffix:
-            path = PRESET_DIR / f"{name_or_path}.yaml"
-        if not path.is_file():
-            known = ", ".join(sorted(p.stem for p in PRESET_DIR.glob("*.yaml")))
-            raise ValueError(f"{path}: no such faceswap preset (known: {known})")
-        data = yaml.safe_load(path.read_text()) or {}
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names) + sorted(set(overrides) - names)
-        if unknown:
-            raise ValueError(f"{path}: unknown faceswap config keys {', '.join(unknown)}")
-        data.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**data)
+        return cls(**read_preset(cls, PRESET_DIR, name_or_path, "faceswap", overrides))
 
     def to_dict(self) -> dict:
         return asdict(self)
