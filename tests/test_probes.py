@@ -11,7 +11,9 @@ import pytest
 from forensics.probes import (IdentityProbe, LandmarkProbe, ProbeTrainConfig, animation_quality, load_probes,
                               mtcnn_face_rate, swap_quality, train_probes)
 
-SETTINGS = dict(size=32, epochs=3, config=ProbeTrainConfig(steps_per_epoch=15, batch_size=32, extra_scenes=1, scene_frames=4), device="cpu")
+# 3 epochs x 15 steps at 32 px; one extra rendered scene of 4 frames per identity exercises scenes.py
+SETTINGS = dict(size=32, epochs=3, device="cpu",
+                config=ProbeTrainConfig(steps_per_epoch=15, batch_size=32, extra_scenes=1, scene_frames=4))
 
 
 @pytest.fixture(scope="module")

@@ -102,7 +102,8 @@ def animation_quality(probes, generated, driving, source, reconstruction_targets
     if reconstruction_targets is not None:
         targets = as_uint8_batch(reconstruction_targets, "animation_quality reconstruction_targets")
         if targets.shape != generated.shape:
-            raise ValueError(f"animation_quality: reconstruction_targets {targets.shape} do not match {generated.shape}")
+            raise ValueError(f"animation_quality: reconstruction_targets {targets.shape} do not match "
+                             f"generated {generated.shape}")
         l1 = mean_abs(generated, targets)
         baseline = mean_abs(np.broadcast_to(source, targets.shape), targets)
         result.update(l1=l1, l1_copy_source_baseline=baseline,

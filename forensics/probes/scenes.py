@@ -2,9 +2,9 @@
 
 A world has one or two videos per identity, and everything in a video's scene (key light direction and
 colour, exposure, background, camera noise) is constant. A classifier trained on so few scenes learns
-"which lighting" as much as "which face": measured on data/synth, training on one video per identity and
-testing on the other gave 27 % identity accuracy. Fakes put an identity into another video's scene, so the
-identity probe must not care. The renderer can show the same identities under new scenes, so we do:
+"which lighting" as much as "which face": on data/synth, training on one video per identity and testing on
+the other gave 27 % identity accuracy; with 6 extra scenes x 8 frames per identity 74 %, with 24 x 4, 98 %.
+Fakes put an identity into another video's scene, so the identity probe must not care. The renderer can show the same identities under new scenes, so we do:
 `count` short clips per identity with fresh scene seeds (never the world's own video seeds), aligned on
 the true five points exactly like load_faceset's crops. They are cached beside the probes.
 """
