@@ -2,12 +2,13 @@
 
 No pretrained face networks exist here, so the project trains its own judges:
 
-    identity, landmarks, report = train_probes("data/synth", "runs/probes")   # cached per world + settings
+    identity, landmarks, report = train_probes("data/synth", "runs/probes")   # ~7 min on 2 CPU cores, then cached
     swap_quality((identity, landmarks), fakes, source_identity=3, target_crops=targets)
     animation_quality((identity, landmarks), generated, driving, source, reconstruction_targets=driving)
     mtcnn_face_rate(fake_frames)
 
 `report` holds the probes' own held-out accuracy/error: a metric is only as meaningful as its probe.
+Probes are trained on the world's crops plus extra rendered scenes of the same identities (scenes.py).
 """
 from .identity import IdentityConfig, IdentityProbe
 from .landmarks import LandmarkConfig, LandmarkProbe

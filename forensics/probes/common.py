@@ -80,10 +80,6 @@ def conv_trunk(in_channels: int, widths: Sequence[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def batched(module_fn, x: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
-    return [module_fn(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
-
-
 # ---------------------------------------------------------------------------------------- checkpoints
 
 def save_probe(directory: str | Path, module: nn.Module, config: dict) -> Path:

@@ -56,7 +56,7 @@ def render_scenes(world: str | Path, identities: list[int], count: int, frames: 
 
         with atomic_path(cache) as tmp:
             with open(tmp, "wb") as fh:
-                np.savez(fh, **out)
+                np.savez_compressed(fh, **out)
     return out
 
 
