@@ -83,13 +83,15 @@ def create_backbone(config: DetectorConfig) -> nn.Module:
     path = Path(config.pretrained_file)
     if not path.is_file():
         raise ValueError(f"{path}: pretrained weight file not found")
-    # url/hf_hub_id cleared so that nothing but the file can ever be a source.
-    overlay = dict(file=str(path), url=None, hf_hub_id=None)
+    # Built without weights, then filled from the local file ourselves: no loader that knows a URL is involved.
+    model = timm.create_model(config.backbone, pretrained=False, num_classes=0)
+    _check_weights_cover(model, path, config.backbone)
     try:
-        model = timm.create_model(config.backbone, pretrained=True, num_classes=0, pretrained_cfg_overlay=overlay)
+        state = timm.models.load_state_dict(str(path))  # safetensors, or torch.load(weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any loader failure becomes one line naming the file
         raise ValueError(f"{path}: cannot load weights into {config.backbone}: {_one_line(exc)}") from None
-    _check_weights_cover(model, path, config.backbone)
+    wanted = model.state_dict().keys()
+    model.load_state_dict({k: v for k, v in state.items() if k in wanted}, strict=True)
     return model
 
 
