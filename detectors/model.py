@@ -44,6 +44,10 @@ class FrameDetector(nn.Module):
     def preprocess(self, crops: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
         return preprocess_crops(crops, self.config.input_size, self.config.mean, self.config.std)
 
+    def preprocess_tensor(self, images: torch.Tensor) -> torch.Tensor:
+        """Float RGB [B, 3, H, W] in [0, 1] -> the model's input, differentiably (see preprocess_tensor)."""
+        return preprocess_tensor(images, self.config.input_size, self.config.mean, self.config.std)
+
     def extra_repr(self) -> str:
         return f"name={self.config.name!r}, input_size={self.config.input_size}, frequency={self.config.frequency}"
 
@@ -138,6 +142,24 @@ def preprocess_crops(crops: np.ndarray | Sequence[np.ndarray], size: int,
     mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
     std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
     return tensor.sub_(mean_t).div_(std_t).contiguous()
+
+
+def preprocess_tensor(images: torch.Tensor, size: int, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """Differentiable twin of preprocess_crops for float RGB in [0, 1] [B, 3, H, W] on any device.
+
+    For callers that need gradients through the detector's input (a generator trained to evade it):
+    bilinear when enlarging (as cv2.INTER_LINEAR there), antialiased bilinear when shrinking (close to
+    INTER_AREA), then the backbone's normalisation.
+    """
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"preprocess_tensor: expected [B, 3, H, W], got {tuple(images.shape)}")
+    if tuple(images.shape[-2:]) != (size, size):
+        shrinking = images.shape[-1] > size or images.shape[-2] > size
+        images = torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", align_corners=False,
+                                                 antialias=shrinking)
+    mean_t = torch.tensor(mean, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+    return (images - mean_t) / std_t
 
 
 def _check_crop(crop: np.ndarray, index: int) -> np.ndarray:

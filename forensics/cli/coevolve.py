@@ -1,0 +1,133 @@
+"""`forensics coevolve`: rounds of fresh fakes, detector fine-tuning and generators evading the detector.
+
+Thin over forensics.harness.run_coevolution: options become a CoevolveConfig, errors a one-line message
+(exit 2 for what the user must fix: a missing checkpoint, a resolution mismatch, an unknown family, an
+output folder made with another config), and the rounds a table at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+EXAMPLES = """\
+examples:
+  forensics coevolve --detector runs/detector/model                  # cpu-small: runs/faceswap + runs/animation
+  forensics coevolve --rounds 1 --detector runs/detector_sbi/model --no-register --out /tmp/coevolve_try
+  forensics coevolve --faceswap runs/swap37 --animation runs/animation --rounds 5
+  forensics coevolve --preset gpu --device cuda --faceswap runs/faceswap-gpu --animation runs/animation-gpu
+  forensics coevolve --preset my_experiment.yaml --json > rounds.json
+Interrupted? Run the same command again: it resumes at the step it was in (rounds extend with --rounds).
+The final detector is registered as forensics-detector@champion, which `forensics detect` uses by default.
+"""
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("coevolve", help="co-evolve generators and the detector over rounds (tracked in MLflow)",
+                       description="Each round: generators make fresh fakes of held-out identities; the detector "
+                                   "is scored on them, fine-tuned (with replayed and self-blended fakes) and "
+                                   "scored again; each generator is fine-tuned to evade the frozen detector "
+                                   "within a quality bound, and its new fakes are scored. Logged to MLflow "
+                                   "(experiment coevolve, one nested run per round).",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default="cpu-small", help="cpu-small (default), gpu, mini, or a YAML file")
+    p.add_argument("--world", default=None, help="synthetic world folder (default from the preset: data/synth)")
+    p.add_argument("--detector", default=None, help="detector folder, or 'champion' (the registered one)")
+    p.add_argument("--faceswap", action="append", default=None, metavar="CKPT",
+                   help="face-swap checkpoint folder (repeatable; with --animation replaces the preset's list)")
+    p.add_argument("--animation", action="append", default=None, metavar="CKPT",
+                   help="animation checkpoint folder (repeatable)")
+    p.add_argument("--rounds", type=int, default=None, help="number of rounds (a rerun with more extends a run)")
+    p.add_argument("--identities", type=int, nargs="+", default=None,
+                   help="held-out identity ids (default: the world's test split)")
+    p.add_argument("--out", default="runs/coevolve", help="output folder (default runs/coevolve)")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda (default from the preset)")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--run-name", default=None, help="MLflow name of the parent run")
+    p.add_argument("--no-register", action="store_true", help="do not register the final detector as champion")
+    p.add_argument("--json", action="store_true", help="print the round records as JSON on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or step lines")
+    p.set_defaults(func=run)
+
+
+def build_config(args):
+    from forensics.harness import CoevolveConfig
+
+    generators = None
+    if args.faceswap or args.animation:
+        generators = []
+        for family, paths in (("faceswap", args.faceswap or []), ("animation", args.animation or [])):
+            for k, path in enumerate(paths):
+                name = family if len(paths) == 1 else f"{family}_{k + 1}"
+                generators.append({"family": family, "checkpoint": path, "name": name})
+    if args.rounds is not None and args.rounds < 1:
+        raise ValueError("--rounds must be at least 1")
+    return CoevolveConfig.from_preset(args.preset, world=args.world, detector=args.detector, generators=generators,
+                                      rounds=args.rounds, identities=args.identities, device=args.device,
+                                      seed=args.seed)
+
+
+def run(args) -> int:
+    from forensics.harness import run_coevolution
+
+    try:
+        config = build_config(args)
+        for g in config.generators:
+            if not Path(g["checkpoint"]).exists():
+                raise ValueError(f"{g['checkpoint']}: no such {g['family']} checkpoint folder")
+        if config.detector != "champion" and not Path(config.detector).exists():
+            raise ValueError(f"{config.detector}: no such detector folder")
+    except (ValueError, TypeError, OSError) as exc:
+        return _usage(" ".join(str(exc).split()))
+    started = time.perf_counter()
+    try:
+        records = run_coevolution(config, args.out, register=not args.no_register, progress=not args.quiet,
+                                  run_name=args.run_name)
+    except ValueError as exc:      # checkpoints, resolutions, families, a foreign OUT: the user's to fix
+        return _usage(" ".join(str(exc).split()))
+    if args.json:
+        print(json.dumps(records, indent=2, default=str))
+    else:
+        print(rounds_table(records))
+        summary = json.loads((Path(args.out) / "summary.json").read_text())
+        champion = summary.get("champion") or {}
+        print(f"\n{len(records)} round(s) in {(time.perf_counter() - started) / 60:.1f} min -> {args.out}")
+        print(f"final detector: {champion.get('path')}"
+              + (f" (registered forensics-detector version {champion['version']}, alias champion)"
+                 if champion.get("version") else ""))
+        print(f"MLflow: experiment 'coevolve', parent run {summary.get('parent_run_id')}  (open with: forensics ui)")
+    return 0
+
+
+def rounds_table(records: list[dict]) -> str:
+    """Per round and generator: AUC and evasion rate before / after retraining / after the generator's evasion
+    fine-tune, and what the quality guard decided."""
+    header = (f"{'round':>5}  {'generator':<12} {'AUC: before':>11} {'retrained':>9} {'evaded':>7}   "
+              f"{'evasion: before':>15} {'retrained':>9} {'evaded':>7}   {'quality guard':<13} {'weight':>6}")
+    lines = [header, "-" * len(header)]
+    for record in records:
+        for name, f in record["families"].items():
+            lines.append(f"{record['round']:>5}  {name:<12} {_num(f['auc_before']):>11} {_num(f['auc_retrained']):>9} "
+                         f"{_num(f['auc_after']):>7}   {_pct(f['evasion_before']):>15} "
+                         f"{_pct(f['evasion_retrained']):>9} {_pct(f['evasion_after']):>7}   "
+                         f"{f['quality_guard']:<13} {f['evasion_weight']:>6.3g}")
+        sbi = record.get("sbi") or {}
+        lines.append(f"{record['round']:>5}  {'sbi':<12} {_num(sbi.get('auc_before')):>11} "
+                     f"{_num(sbi.get('auc_retrained')):>9} {'':>7}   {_pct(sbi.get('evasion_rate_before')):>15} "
+                     f"{_pct(sbi.get('evasion_rate_retrained')):>9}")
+    return "\n".join(lines)
+
+
+def _num(value) -> str:
+    return "n/a" if value is None or value != value else f"{value:.3f}"
+
+
+def _pct(value) -> str:
+    return "n/a" if value is None or value != value else f"{100 * value:.1f}%"
+
+
+def _usage(message: str) -> int:
+    print(f"forensics coevolve: {message}", file=sys.stderr)
+    return 2
