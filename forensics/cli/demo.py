@@ -1,10 +1,5 @@
-"""`forensics demo`: the project's main job end to end at a size a 2-core CPU finishes quickly.
-
-It renders a synthetic world, preprocesses it into the face-crop cache, trains the default detector on
-self-blended pseudo-fakes (registered in MLflow; the first becomes the `champion` that `forensics detect`
-uses), and scans a real test video with an HTML report. Generators and co-evolution join this recipe as
-they land.
-"""
+"""`forensics demo`: the project's main job end to end (what `make demo` runs); the recipe itself lives in
+forensics.pipelines.demo, this module only parses arguments and prints where everything went."""
 from __future__ import annotations
 
 import argparse
@@ -12,75 +7,68 @@ import sys
 import time
 from pathlib import Path
 
+EPILOG = """\
+examples:
+  forensics demo                      # cpu-small: about 25 minutes on 2 CPU cores
+  forensics demo --preset mini --out /tmp/demo-mini   # the test's miniature, about a minute
+  forensics demo --rounds 5 --device cuda
+Interrupted? Run the same command again: finished stages and rounds are reused.
+"""
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("demo", help="run the end-to-end demo (what `make demo` runs)",
-                       description="Render a small synthetic face world, preprocess it into the face-crop cache, "
-                                   "train and register a detector, and scan a video with it, printing where "
-                                   "everything went.",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog="example:\n  forensics demo --out demo --identities 12")
+                       description="Render a synthetic face world, train a detector on self-blended pseudo-fakes, "
+                                   "train the face-swap and face-animation generators, co-evolve them against the "
+                                   "detector for a few rounds, register the final detector as `champion`, and scan "
+                                   "a real and a fake video with it.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
     p.add_argument("--out", default="demo", help="output folder (default: demo)")
-    p.add_argument("--identities", type=int, default=12, help="synthetic identities (default 12)")
-    p.add_argument("--videos-per-identity", type=int, default=2)
-    p.add_argument("--frames", type=int, default=32, help="frames per video (default 32)")
-    p.add_argument("--size", type=int, default=192, help="frame size in pixels (default 192)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=6, help="detector training epochs (default 6)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--preset", default="cpu-small", help="cpu-small (default), mini, or a YAML file")
+    p.add_argument("--rounds", type=int, default=None, help="co-evolution rounds (default from the preset: 3)")
+    p.add_argument("--identities", type=int, default=None, help="synthetic identities (preset: 20)")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--device", default=None, help="auto | cpu | cuda (default auto)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from forensics.data.cache import CacheConfig, FaceCache
-    from forensics.data.registry import create_dataset
-    from forensics.cli.main import main as detect_main
-    from forensics.cli.train import promote_if_first, print_summary
-    from forensics.pipelines.train_detector import train_detector
-    from forensics.synthetic import WorldConfig, generate_world, identity_sheet
-    from forensics.tracking import start_run
-    from forensics.training.detector_task import DetectorTrainConfig
+    from forensics.pipelines.demo import DemoConfig, run_demo
 
+    if args.rounds is not None and args.rounds < 1:
+        print("forensics demo: --rounds must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        config = DemoConfig.from_preset(args.preset, rounds=args.rounds, identities=args.identities,
+                                        seed=args.seed, device=args.device)
+    except (ValueError, TypeError) as exc:
+        print(f"forensics demo: {exc}", file=sys.stderr)
+        return 2
+    steps = iter(range(1, 100))
+    started = time.perf_counter()
+    result = run_demo(config, args.out, say=lambda text: print(f"[{next(steps)}] {text}", flush=True))
+    print_rounds(result.rounds)
     out = Path(args.out)
-    t0 = time.perf_counter()
-    world_dir = out / "synth"
-    print(f"[1/5] rendering {args.identities} identities x {args.videos_per_identity} videos x {args.frames} "
-          f"frames at {args.size}px -> {world_dir}")
-    generate_world(world_dir, WorldConfig(identities=args.identities, videos_per_identity=args.videos_per_identity,
-                                          frames=args.frames, size=args.size, seed=args.seed))
-    sheet = identity_sheet(out / "identity_sheet.png", n=16, seed=args.seed)
-    print(f"      identity sheet -> {sheet}")
-
-    print(f"[2/5] preprocessing faces (MTCNN, alignment, tracks) -> {out / 'face_cache'}")
-    rows = create_dataset("synthetic", world_dir).rows()
-    config = DetectorTrainConfig.from_preset("cpu-small", frames_per_video=8, epochs=args.epochs, seed=args.seed,
-                                             device=args.device)
-    cache = FaceCache(out / "face_cache", CacheConfig(frames=config.frames_per_video, crop_size=config.crop_size,
-                                                      margin=config.margin, device=args.device))
-    report = cache.build(rows)
-    faces = sum(len(e.faces) for e in cache.entries())
-    print(f"      {len(rows)} videos: detected {report.processed}, cached already {report.skipped}, "
-          f"no face {report.no_face}, errors {report.failed}; {faces} aligned crops")
-
-    print(f"[3/5] training the default detector on real faces + self-blended pseudo-fakes -> {out / 'detector'}")
-    with start_run("detectors", run_name="demo-detector", params=config.to_dict(), tags={"kind": "demo"}) as run:
-        result = train_detector(config, cache, out / "detector", run=run, progress=True)
-        if result.registered_version:
-            promote_if_first(result.registered_version)
-    print_summary(result, run, time.perf_counter() - t0)
-
-    test_rows = [r for r in rows if r.split == "test"] or rows
-    video = test_rows[0].path
-    print(f"[4/5] scanning a real test video: forensics detect {video} --model {result.model_dir} "
-          f"--report {out / 'report'}")
-    detect_status = detect_main(["detect", str(video), "--model", str(result.model_dir),
-                                 "--jsonl", str(out / "detections.jsonl"), "--report", str(out / "report")])
-
-    print(f"[5/5] done in {time.perf_counter() - t0:.0f} s")
-    print(f"      videos + ground truth: {world_dir}/videos, {world_dir}/truth, manifest {world_dir}/manifest.csv")
-    print(f"      face crops + index:    {out / 'face_cache'}/index.jsonl")
-    print(f"      detector:              {result.model_dir}  (MLflow: forensics ui, experiment 'detectors')")
-    print(f"      detection + report:    {out / 'detections.jsonl'}, {out / 'report'}/index.html")
-    return 1 if report.failed or detect_status else 0
+    print(f"\ndone in {(time.perf_counter() - started) / 60:.1f} min "
+          f"({', '.join(f'{k} {v / 60:.1f}' for k, v in result.timings.items())} min)")
+    for name, record in result.scans.items():
+        score = "-" if record.get("score") is None else f"{record['score']:.3f}"
+        print(f"  {name} video: {record['path']}  status {record['status']}  score {score}  "
+              f"verdict {record.get('label')}")
+    print(f"  world + ground truth:  {result.world}")
+    print(f"  generators:            {', '.join(str(p) for p in result.generators.values())}")
+    print(f"  co-evolution:          {out / 'coevolve'} (rounds.jsonl, summary.json)")
+    print(f"  champion detector:     {result.champion}  (registered as forensics-detector@champion)")
+    print(f"  detections + reports:  {out / 'detections.jsonl'}, {out / 'report'}/index.html")
+    print("  follow every run in MLflow:  .venv/bin/forensics ui   (then open http://127.0.0.1:5000)")
+    failed = any(r.get("status") == "error" for r in result.scans.values())
+    return 1 if failed else 0
 
 
+def print_rounds(rounds: list[dict]) -> None:
+    """The table of rounds: detector AUC on each family's fresh fakes before retraining, after retraining,
+    and after the generators' evasion fine-tune."""
+    from forensics.cli.coevolve import rounds_table
+
+    print()
+    print(rounds_table(rounds))

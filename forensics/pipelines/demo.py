@@ -1,0 +1,196 @@
+"""The demo recipe: the project's main job end to end, at a size a 2-core CPU finishes in minutes.
+
+render a synthetic world -> cache its faces -> train the default detector on self-blended pseudo-fakes ->
+train the face-swap (on two held-out identities) and face-animation generators -> co-evolve detector and
+generators for a few rounds -> the final detector becomes the `champion` -> scan a real and a fake video.
+
+Every stage is resumable: re-running with the same OUT reuses the rendered world, the face cache and the
+finished checkpoints, so an interrupted demo picks up where it stopped.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+PRESET_DIR = Path(__file__).parent / "presets" / "demo"
+
+
+@dataclass
+class DemoConfig:
+    """Sizes of every stage; `cpu-small` is what `make demo` runs, `mini` is the test's miniature."""
+    identities: int = 20
+    videos_per_identity: int = 2
+    frames: int = 32
+    size: int = 192
+    seed: int = 0
+    detector_preset: str = "cpu-small"
+    detector_epochs: int = 6
+    detector_frames: int = 8            # frames per video cached for the detector
+    generator_preset: str = "cpu-small"
+    generator_overrides: dict = field(default_factory=dict)   # per family: {faceswap: {epochs: 1}, ...}
+    coevolve_preset: str = "cpu-small"
+    coevolve_overrides: dict = field(default_factory=dict)
+    rounds: int = 3
+    device: str = "auto"
+
+    @classmethod
+    def from_preset(cls, name_or_path: str, **overrides) -> "DemoConfig":
+        from forensics.presets import read_preset
+
+        return cls(**read_preset(cls, PRESET_DIR, name_or_path, "demo", overrides))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class DemoResult:
+    world: Path
+    detector: Path
+    generators: dict[str, Path]
+    rounds: list[dict]
+    champion: Path | None
+    scans: dict[str, dict]              # "real" / "fake" -> forensics detect record
+    fake_video: Path | None
+    timings: dict[str, float]
+
+
+def render_world(config: DemoConfig, out: Path, say: Callable[[str], None]) -> Path:
+    from forensics.synthetic import WorldConfig, generate_world
+
+    world = out / "synth"
+    say(f"rendering {config.identities} identities x {config.videos_per_identity} videos x {config.frames} "
+        f"frames at {config.size}px -> {world}")
+    generate_world(world, WorldConfig(identities=config.identities, videos_per_identity=config.videos_per_identity,
+                                      frames=config.frames, size=config.size, seed=config.seed))
+    return world
+
+
+def held_out_identities(world: Path) -> list[int]:
+    """The world's test-split identities: neither the detector nor the animation generator trains on them."""
+    from forensics.data.manifest import read_manifest
+
+    ids = sorted({int(str(r.identity).removeprefix("id")) for r in read_manifest(world / "manifest.csv")
+                  if r.split == "test" and r.identity})
+    if len(ids) < 2:
+        raise ValueError(f"{world}: the demo needs at least 2 test-split identities, found {len(ids)} "
+                         f"(render more identities)")
+    return ids
+
+
+def train_default_detector(config: DemoConfig, world: Path, out: Path, say: Callable[[str], None]):
+    """Cache faces and train the detector on real faces + self-blended pseudo-fakes (no generator fakes)."""
+    from forensics.cli.train import promote_if_first
+    from forensics.data.cache import CacheConfig, FaceCache
+    from forensics.data.registry import create_dataset
+    from forensics.pipelines.train_detector import train_detector
+    from forensics.tracking import start_run
+    from forensics.training.detector_task import DetectorTrainConfig
+
+    rows = create_dataset("synthetic", world).rows()
+    detector = DetectorTrainConfig.from_preset(config.detector_preset, frames_per_video=config.detector_frames,
+                                               epochs=config.detector_epochs, seed=config.seed, device=config.device)
+    cache = FaceCache(out / "face_cache", CacheConfig(frames=detector.frames_per_video, crop_size=detector.crop_size,
+                                                      margin=detector.margin, device=config.device))
+    say(f"preprocessing faces (MTCNN, alignment, tracks) -> {cache.root}")
+    report = cache.build(rows)
+    say(f"{len(rows)} videos: detected {report.processed}, cached already {report.skipped}, no face "
+        f"{report.no_face}, errors {report.failed}; {sum(len(e.faces) for e in cache.entries())} aligned crops")
+    say(f"training the default detector on real faces + self-blended pseudo-fakes -> {out / 'detector'}")
+    with start_run("detectors", run_name="demo-detector", params=detector.to_dict(), tags={"kind": "demo"}) as run:
+        result = train_detector(detector, cache, out / "detector", run=run, progress=True)
+        if result.registered_version:
+            promote_if_first(result.registered_version)
+    return result, rows
+
+
+def train_generators(config: DemoConfig, world: Path, out: Path, pair: tuple[int, int],
+                     say: Callable[[str], None]) -> dict[str, Path]:
+    """Face swap on two held-out identities (the harness fakes those), animation on the training split."""
+    from forensics.tracking import start_run
+    from generators.registry import create_generator
+
+    made = {}
+    for family, extra in (("faceswap", {"identity_a": pair[0], "identity_b": pair[1]}), ("animation", {})):
+        overrides = {"world": str(world), "seed": config.seed, "device": config.device, **extra,
+                     **config.generator_overrides.get(family, {})}
+        spec, gen_config = create_generator(family, config.generator_preset, **overrides)
+        target = out / "generators" / family
+        say(f"training the {family} generator ({config.generator_preset}) -> {target}")
+        with start_run("generators", run_name=f"demo-{family}", params=gen_config.to_dict(),
+                       tags={"kind": "demo", "family": family}) as run:
+            _, made[family] = spec.train(gen_config, target, run=run)
+    return made
+
+
+def make_fake_video(faceswap: Path, world: Path, pair: tuple[int, int], out: Path, device: str) -> Path:
+    """Identity A swapped onto a video of B that no stage trained the detector on."""
+    from forensics.io import atomic_write_json
+    from generators.faceswap import swap_video
+
+    videos = sorted((world / "videos").glob(f"id{pair[1]:04d}_v*.mp4"))
+    if not videos:
+        raise ValueError(f"{world}: no video of identity {pair[1]} to swap onto")
+    target = out / "fake_swap.mp4"
+    recipe = swap_video(faceswap, videos[-1], target, source="a", device=device)
+    atomic_write_json(target.with_suffix(".json"), recipe)
+    return target
+
+
+def run_demo(config: DemoConfig, out: str | Path, say: Callable[[str], None] = print) -> DemoResult:
+    from forensics.harness import CoevolveConfig, run_coevolution
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = round(now - clock, 1)
+        clock = now
+
+    world = render_world(config, out, say)
+    held = held_out_identities(world)
+    lap("render")
+    detector, rows = train_default_detector(config, world, out, say)
+    lap("detector")
+    pair = (held[0], held[1])
+    generators = train_generators(config, world, out, pair, say)
+    lap("generators")
+
+    say(f"co-evolving detector and generators for {config.rounds} rounds -> {out / 'coevolve'}")
+    harness = CoevolveConfig.from_preset(
+        config.coevolve_preset, world=str(world), detector=str(detector.model_dir), rounds=config.rounds,
+        generators=[{"family": f, "checkpoint": str(p)} for f, p in generators.items()], seed=config.seed,
+        device=config.device, **config.coevolve_overrides)
+    rounds = run_coevolution(harness, out / "coevolve", register=True, progress=True)
+    lap("coevolve")
+
+    champion = out / "coevolve" / "champion"
+    fake_dir = out / "coevolve" / f"round_{config.rounds:02d}" / "generators" / "faceswap"
+    fake_video = make_fake_video(fake_dir if fake_dir.exists() else generators["faceswap"], world, pair, out,
+                                 config.device)
+    real_video = next(Path(r.path) for r in rows if r.split == "test")
+    say(f"scanning a real and a fake video with the champion: forensics detect {real_video} {fake_video}")
+    scans = scan_videos([real_video, fake_video], out)
+    lap("detect")
+    return DemoResult(world=world, detector=detector.model_dir, generators=generators, rounds=rounds,
+                      champion=champion if champion.exists() else None,
+                      scans=dict(zip(("real", "fake"), scans)), fake_video=fake_video, timings=timings)
+
+
+def scan_videos(videos: list[Path], out: Path) -> list[dict]:
+    """`forensics detect` with no --model, i.e. the registered champion, as a user would run it (records in
+    OUT/detections.jsonl, reports under OUT/report)."""
+    from forensics.cli.main import main as cli
+    from forensics.io import read_jsonl
+
+    jsonl = out / "detections.jsonl"
+    if jsonl.exists():
+        jsonl.unlink()
+    cli(["detect", *map(str, videos), "--jsonl", str(jsonl), "--report", str(out / "report")])
+    return list(read_jsonl(jsonl))
