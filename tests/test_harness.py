@@ -156,6 +156,47 @@ def test_one_round_miniature_writes_state_records_mlflow_and_the_champion(parts,
     assert len(list((out / "replay").glob("round_01_*.npy"))) == 2
 
 
+# ---------------------------------------------------------------- fakes and reals do not differ in who/where
+
+@pytest.mark.parametrize("count", [40, 37])
+def test_animation_fakes_show_every_identity_equally_and_never_self_driven(parts, count):
+    from forensics.harness.fakes import portion_indices, select_animation
+
+    faces = parts["faces"]
+    everyone = sorted(set(faces.identity.tolist()))
+    for portion in ("fit", "eval"):
+        batch = select_animation("animation", faces, everyone, portion, count, 4, np.random.default_rng(1))
+        assert len(batch) == count and not np.any(batch.source_id == batch.target_id)
+        for role in (batch.source_id, batch.target_id):
+            frames = [int(np.sum(role == i)) for i in everyone]
+            assert max(frames) - min(frames) <= 1, (portion, frames)
+        allowed = portion_indices(faces, everyone, portion)
+        assert np.isin(batch.target, allowed).all() and np.isin(batch.source, allowed).all()
+
+
+def test_detector_batches_pair_each_real_with_a_new_fake_of_its_own_video(parts):
+    from forensics.harness.finetune import HarnessDetectorTask
+
+    faces = parts["faces"]
+    rows = np.arange(len(faces))
+    scenes = faces.video[rows]
+    videos = np.unique(scenes)[:3]                       # new fakes from three videos only
+    new_scenes = np.repeat(videos, 4)
+    new_fakes = np.repeat(new_scenes.astype(np.uint8)[:, None, None, None], SIZE, 1).repeat(SIZE, 2).repeat(3, 3)
+    task = HarnessDetectorTask(parts["detector"], faces.images[rows], faces.landmarks[rows], new_fakes,
+                               new_fakes[:0], 8, 1e-3, 0.0, 0.0, real_scenes=scenes, new_scenes=new_scenes)
+    rng = np.random.default_rng(0)
+    for row in range(len(rows)):
+        fake = task.fake("new", row, rng)
+        if scenes[row] in videos:
+            assert int(fake[0, 0, 0]) == scenes[row]
+        else:                                            # no fake of that video: any new fake
+            assert int(fake[0, 0, 0]) in videos
+    with pytest.raises(ValueError, match="scene labels"):
+        HarnessDetectorTask(parts["detector"], faces.images[rows], faces.landmarks[rows], new_fakes, new_fakes[:0],
+                            8, 1e-3, 0.0, 0.0, real_scenes=scenes[:-1], new_scenes=new_scenes)
+
+
 # ---------------------------------------------------------------- resume after Ctrl-C
 
 def test_interrupted_run_resumes_at_the_round_and_step_it_was_in(parts, tmp_path):

@@ -20,7 +20,9 @@ gradients must flow to a generator, by the detector's own preprocess (cv2) where
 
 Held-out identities (default: the world's test split) have >= 2 videos each: video 0 is the "fit" portion
 (detector and generator fine-tunes), the others the "eval" portion (steps b and e), so evasion and
-recovery are measured on frames neither side trained on here.
+recovery are measured on frames neither side trained on here. With so few people (and one video each per
+portion), who is shown and where must carry no label: animation fakes cycle evenly through the identities,
+and the detector's fine-tune pairs every real with a fake from the same video (see fakes.py, finetune.py).
 
 Outputs under OUT: state.json (finished steps, atomic; a rerun resumes there and refuses a different
 config), rounds.jsonl (one record per finished round), summary.json, round_XX/ (fakes, scores, the

@@ -31,7 +31,9 @@ class CoevolveConfig:
         the family's training lr from its checkpoint).
     quality_tolerance: allowed relative worsening of the family's quality metric (0.25 = 25%); past it the
         evasion weight is halved and the fine-tune redone, at most max_quality_retries times.
-    frames_per_pair: animation fakes are runs of this many driving frames per (source, driver) pair.
+    frames_per_pair: animation fakes are runs of at most this many driving frames per (source, driver) pair;
+        the pairs come in whole cycles over the identities (each the source once, the driver once), so
+        the frames are spread evenly over the runs.
     """
     world: str = "data/synth"
     detector: str = "champion"

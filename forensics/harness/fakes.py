@@ -191,19 +191,36 @@ def swap_tensor(net, crops: torch.Tensor, decoder: str) -> torch.Tensor:
 
 def select_animation(name: str, faces, identities: list[int], portion: str, count: int, frames_per_pair: int,
                      rng: np.random.Generator) -> FakeBatch:
-    """Pairs (i, j), i != j: a still of i animated by a run of consecutive frames of a video of j."""
+    """Pairs (i, j), i != j: a still of i animated by a run of consecutive frames of a video of j.
+
+    Balanced by identity: in whole cycles, each identity is the source (whose face is shown) once and the
+    driver once, and the frames are spread evenly over the runs (at most frames_per_pair each). Pairs drawn
+    at random left, with six people, one over-represented among one portion's fakes and absent from the
+    other's; as the reals cover everyone evenly, the detector learned and was scored on *who* is shown
+    rather than *how* the face was made, and its fine-tune inverted from the fit to the eval portion.
+    """
     if len(identities) < 2:
         raise ValueError("coevolve: animation fakes need at least 2 held-out identities (source != driver)")
-    rows_of = {i: portion_indices(faces, [i], portion) for i in identities}
+    ring = [int(i) for i in rng.permutation(sorted(int(i) for i in identities))]
+    n = len(ring)
+    pairs = n * max(1, -(-count // (n * frames_per_pair)))
+    lengths = np.full(pairs, count // pairs) + (np.arange(pairs) < count % pairs)
+    rows_of = {i: portion_indices(faces, [i], portion) for i in ring}
     fields_ = {k: [] for k in ("target", "source", "initial", "source_id", "target_id", "group")}
-    while len(fields_["target"]) < count:
-        i, j = (int(x) for x in rng.choice(identities, size=2, replace=False))
+    for k in range(pairs):
+        cycle, slot = divmod(k, n)
+        if slot == 0:
+            positions = rng.permutation(n)
+        shift = 1 + cycle % (n - 1)                    # a cyclic shift of the ring: nobody drives themselves
+        i, j = ring[positions[slot]], ring[(positions[slot] + shift) % n]
         source = int(rng.choice(rows_of[i]))
         videos = np.unique(faces.video[rows_of[j]])
         video = int(rng.choice(videos))
         clip = rows_of[j][faces.video[rows_of[j]] == video]
         clip = clip[np.argsort(faces.frame[clip], kind="stable")]
-        length = min(frames_per_pair, len(clip), count - len(fields_["target"]))
+        length = min(int(lengths[k]), len(clip))
+        if length < 1:
+            continue
         start = int(rng.integers(0, len(clip) - length + 1))
         run = clip[start:start + length]
         fields_["target"] += list(run)
@@ -283,6 +300,12 @@ def fake_identities(family: str, loaded, held_out: list[int]) -> list[int]:
     if family == "faceswap":
         return sorted(set(faceswap_pair(loaded).values()))
     return list(held_out)
+
+
+def fake_scenes(faces, batch: FakeBatch) -> np.ndarray:
+    """The video each fake's surroundings come from: a face swap's target frame, an animation's source still
+    (its background, light and noise are the source's); the finetune pairs reals with fakes by it."""
+    return faces.video[np.where(batch.source >= 0, batch.source, batch.target)]
 
 
 def sbi_fakes(faces, rows: np.ndarray, seed: int) -> np.ndarray:

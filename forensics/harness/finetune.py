@@ -3,9 +3,13 @@
 Every batch is half real crops (the fit portion) and half fakes drawn, per sample, from self-blended
 pseudo-fakes of those reals (`sbi_fraction`: keeps the generator-agnostic blending cue alive), the replay
 buffer of earlier rounds' fakes (`replay_fraction`: what the detector caught before must stay caught) and
-this round's new fakes (the rest). Training starts from the current detector's weights at a low learning
-rate in the shared loop (so an interrupted fine-tune resumes from its checkpoint); afterwards the Platt
-calibration and the EER threshold are refitted on the fit portion, because the score scale moves.
+this round's new fakes (the rest). A new fake is drawn from those made in the same video as the real it is
+paired with (a face swap's target frame, an animation's source still; a self-blend is made from that very
+real), so that within a batch the scene (person, light, camera noise, background) says nothing about the
+label: with one video per held-out person and portion, the detector otherwise learns scenes. Training
+starts from the current detector's weights at a low learning rate in the shared loop (so an interrupted
+fine-tune resumes from its checkpoint); afterwards the Platt calibration and the EER threshold are refitted
+on the fit portion, because the score scale moves.
 """
 from __future__ import annotations
 
@@ -61,12 +65,14 @@ class HarnessDetectorTask:
 
     def __init__(self, start_dir: str | Path, reals: np.ndarray, landmarks: np.ndarray, new_fakes: np.ndarray,
                  replay: np.ndarray, batch_size: int, lr: float, sbi_fraction: float, replay_fraction: float,
-                 seed: int = 0, augment: bool = True):
+                 seed: int = 0, augment: bool = True, real_scenes: np.ndarray | None = None,
+                 new_scenes: np.ndarray | None = None):
         if len(reals) == 0:
             raise ValueError("coevolve: no real crops to fine-tune the detector on")
         self.start_dir = Path(start_dir)
         self.reals, self.landmarks = reals, landmarks
         self.new_fakes, self.replay = new_fakes, replay
+        self.same_scene = same_scene_pools(real_scenes, new_scenes, len(reals), len(new_fakes))
         self.batch_size, self.lr, self.seed, self.augment = batch_size, lr, seed, augment
         self.sbi_fraction = float(sbi_fraction)
         self.replay_fraction = float(replay_fraction) if len(replay) else 0.0
@@ -102,16 +108,35 @@ class HarnessDetectorTask:
             from generators.blending import self_blend
 
             return self_blend(self.reals[row], self.landmarks[row], rng)[0]
-        pool = self.replay if kind == "replay" else self.new_fakes
-        return pool[int(rng.integers(len(pool)))]
+        if kind == "replay":
+            return self.replay[int(rng.integers(len(self.replay)))]
+        pool = self.same_scene[row] if self.same_scene is not None else None
+        if pool is None or len(pool) == 0:
+            return self.new_fakes[int(rng.integers(len(self.new_fakes)))]
+        return self.new_fakes[int(pool[int(rng.integers(len(pool)))])]
+
+
+def same_scene_pools(real_scenes, new_scenes, n_reals: int, n_new: int) -> list[np.ndarray] | None:
+    """Per real row, the new fakes made in the same video (empty: none was, any new fake is drawn)."""
+    if real_scenes is None or new_scenes is None:
+        return None
+    real_scenes, new_scenes = np.asarray(real_scenes), np.asarray(new_scenes)
+    if len(real_scenes) != n_reals or len(new_scenes) != n_new:
+        raise ValueError(f"coevolve: scene labels do not match the crops ({len(real_scenes)} for {n_reals} reals, "
+                         f"{len(new_scenes)} for {n_new} new fakes)")
+    by_scene = {int(v): np.flatnonzero(new_scenes == v) for v in np.unique(new_scenes)}
+    empty = np.zeros(0, np.int64)
+    return [by_scene.get(int(v), empty) for v in real_scenes]
 
 
 def fine_tune_detector(start_dir: str | Path, out_dir: str | Path, checkpoint_dir: str | Path, reals: np.ndarray,
                        landmarks: np.ndarray, new_fakes: np.ndarray, replay: np.ndarray,
                        calibration_set: tuple[np.ndarray, np.ndarray], config, seed: int, device: str,
-                       progress: bool = True, run=None, extra_meta: dict | None = None) -> dict:
+                       progress: bool = True, run=None, extra_meta: dict | None = None,
+                       real_scenes: np.ndarray | None = None, new_scenes: np.ndarray | None = None) -> dict:
     """Fine-tune, recalibrate on `calibration_set` (labels, uint8 crops) and save to out_dir; returns the
-    fit-portion metrics and calibration recorded in the saved checkpoint's config.json."""
+    fit-portion metrics and calibration recorded in the saved checkpoint's config.json. real_scenes/new_scenes
+    (the video each real and new fake was made in) pair every real with a fake of the same video."""
     from detectors import save_detector
     from forensics.device import resolve_device
     from forensics.metrics import apply_platt, calibrate_threshold, fit_platt, summarize_scores
@@ -119,7 +144,8 @@ def fine_tune_detector(start_dir: str | Path, out_dir: str | Path, checkpoint_di
     from forensics.training.detector_task import predict_logits
 
     task = HarnessDetectorTask(start_dir, reals, landmarks, new_fakes, replay, config.detector_batch,
-                               config.detector_lr, config.sbi_fraction, config.replay_fraction, seed=seed)
+                               config.detector_lr, config.sbi_fraction, config.replay_fraction, seed=seed,
+                               real_scenes=real_scenes, new_scenes=new_scenes)
     train = TrainConfig(epochs=config.detector_epochs, device=device, seed=seed, patience=None, monitor=None,
                         checkpoint_dir=str(checkpoint_dir), progress=progress, log_every=5)
     fit = Trainer(task, train, run=run).fit()

@@ -23,8 +23,8 @@ import numpy as np
 from forensics.harness.evaluate import (SBI, flat_metrics, load_scores, roc_of_round, sample_grid_of_round,
                                         save_scores, score_detector)
 from forensics.harness.fakes import (PORTIONS, FakeBatch, check_two_videos, draw_fakes, fake_identities,
-                                     generator_crop, held_out_identities, load_generator, portion_indices, sbi_fakes,
-                                     select_fakes)
+                                     fake_scenes, generator_crop, held_out_identities, load_generator, portion_indices,
+                                     sbi_fakes, select_fakes)
 from forensics.harness.logbook import Prefixed, open_run
 from forensics.harness.state import STEPS, CoevolveState
 
@@ -237,7 +237,9 @@ class Harness:
                                     calibration, cfg, seed=cfg.seed * 1009 + index, device=cfg.device,
                                     progress=self.progress, run=Prefixed(run, "detector"),
                                     extra_meta={"coevolve": {"round": index, "config_hash": cfg.config_hash(),
-                                                             "started_from": start}})
+                                                             "started_from": start}},
+                                    real_scenes=self.faces.video[rows],
+                                    new_scenes=np.concatenate([fake_scenes(self.faces, b) for b in fit.values()]))
         for name, batch in fit.items():
             replay.add(index, name, batch.images)
         metrics = {f"detector/{k}": v for k, v in result["metrics"].items()}
