@@ -184,7 +184,7 @@ def test_wrong_or_mismatched_checkpoints_fail_in_one_line(trained, tmp_path):
     assert str(other) in str(err.value) and "\n" not in str(err.value)
 
     (other / "config.json").write_text(json.dumps({"format": "forensics-detector/1", "detector": {}}))
-    with pytest.raises(ValueError, match="not a generator checkpoint"):
+    with pytest.raises(ValueError, match="a detector checkpoint, not a face-swap generator checkpoint"):
         load_faceswap(other)
 
     (other / "config.json").write_text(json.dumps({**config, "model": {**config["model"], "size": 64}}))

@@ -1,4 +1,4 @@
-"""Multi-scale patch discriminator with spectral norm, hinge losses and feature matching.
+"""Multi-scale patch discriminator with spectral norm, and feature matching (hinge losses: generators/losses.py).
 
 Patch outputs judge local realism (texture, edges of the in-painted regions) rather than the whole face,
 which self-reconstruction already constrains. Spectral norm bounds the discriminator's Lipschitz constant,
@@ -74,15 +74,6 @@ class MultiScaleDiscriminator(nn.Module):
 
 def scale_key(scale: float) -> str:
     return f"scale_{scale:g}".replace(".", "-")
-
-
-def discriminator_hinge_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """Hinge loss for the discriminator: real above +1, fake below -1 cost nothing."""
-    return F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean()
-
-
-def generator_hinge_loss(fake_logits: torch.Tensor) -> torch.Tensor:
-    return -fake_logits.mean()
 
 
 def feature_matching_loss(real_features: list[torch.Tensor], fake_features: list[torch.Tensor]) -> torch.Tensor:

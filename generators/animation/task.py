@@ -13,15 +13,16 @@ the multi-scale patch discriminator with the hinge loss.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import torch
 
-from .discriminator import (MultiScaleDiscriminator, discriminator_hinge_loss, feature_matching_loss,
-                            generator_hinge_loss)
+from generators.losses import d_hinge_loss, g_hinge_loss
+
+from .discriminator import MultiScaleDiscriminator, feature_matching_loss
 from .generator import OcclusionAwareGenerator
 from .keypoints import KeypointDetector
 from .losses import RandomFeatures, RandomTransform, equivariance_loss, reconstruction_loss
@@ -104,25 +105,17 @@ class AnimationConfig:
 
     @classmethod
     def from_preset(cls, name_or_path: str, **overrides) -> "AnimationConfig":
-        import yaml
+        from forensics.presets import read_preset
 
-        path = Path(name_or_path)
-        if not path.suffix:
-            path = PRESET_DIR / f"{name_or_path}.yaml"
-        if not path.is_file():
-            known = ", ".join(sorted(p.stem for p in PRESET_DIR.glob("*.yaml")))
-            raise ValueError(f"{path}: no such animation preset (known: {known})")
-        data = yaml.safe_load(path.read_text()) or {}
-        return cls.from_dict(data, where=str(path), **overrides)
+        return cls(**read_preset(cls, PRESET_DIR, name_or_path, "animation", overrides))
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "config", **overrides) -> "AnimationConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"{where}: unknown animation config keys {', '.join(unknown)}")
-        merged = {**data, **{k: v for k, v in overrides.items() if v is not None}}
-        return cls(**merged)
+        """A config as to_dict() wrote it (e.g. a checkpoint's); an unknown key is a one-line error naming `where`."""
+        try:
+            return cls(**{**data, **{k: v for k, v in overrides.items() if v is not None}})
+        except TypeError as exc:  # "__init__() got an unexpected keyword argument 'x'"
+            raise ValueError(f"{where}: {exc}") from None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -260,7 +253,7 @@ class AnimationTask:
         logs["loss_g"] = loss_g.detach()
         if adversarial:
             judged = ctx.modules["discriminator"](torch.cat([driving, prediction.detach()]))
-            loss_d = sum(discriminator_hinge_loss(*logits.chunk(2)) for _, logits in judged.values())
+            loss_d = sum(d_hinge_loss(*logits.chunk(2)) for _, logits in judged.values())
             ctx.backward(loss_d, "D")
             logs["loss_d"] = loss_d.detach()
         return logs
@@ -315,7 +308,7 @@ def adversarial_terms(judged: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """Generator hinge loss and feature matching over the discriminator's scales; batches are [real; fake]."""
     adv, fm = [], []
     for features, logits in judged.values():
-        adv.append(generator_hinge_loss(logits.chunk(2)[1]))
+        adv.append(g_hinge_loss(logits.chunk(2)[1]))
         fm.append(feature_matching_loss([f.chunk(2)[0] for f in features], [f.chunk(2)[1] for f in features]))
     return torch.stack(adv).sum(), torch.stack(fm).sum()
 

@@ -1,19 +1,22 @@
-"""A spectral-norm patch discriminator and the hinge losses that train it and the generator.
+"""A spectral-norm patch discriminator, trained (with the generator) by the shared hinge losses.
 
 Why a patch discriminator: reconstruction losses (L1, SSIM) settle for the blurry average of plausible
 faces; a discriminator that scores every receptive-field patch as real or generated pushes the decoders
 toward sharp local texture, which is where an L1-trained autoencoder is visibly fake. Spectral norm keeps
-the discriminator Lipschitz so that it cannot overpower a small generator early (Miyato et al. 2018);
-the hinge loss saturates on confident patches so D stops spending capacity on them.
+the discriminator Lipschitz so that it cannot overpower a small generator early (Miyato et al. 2018).
+The hinge losses live in generators/losses.py and are re-exported here.
 """
 from __future__ import annotations
 
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
+
+from generators.losses import d_hinge_loss, g_hinge_loss
+
+__all__ = ["PatchDiscriminator", "d_hinge_loss", "g_hinge_loss", "layers_for"]
 
 
 class PatchDiscriminator(nn.Module):
@@ -46,12 +49,3 @@ def layers_for(size: int, patch_grid: int = 8) -> int:
     """Strides needed for a `size` crop to end at about a patch_grid x patch_grid map (>= 1)."""
     return max(1, int(round(math.log2(max(size, 2) / patch_grid))))
 
-
-def d_hinge_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """max(0, 1 - D(real)) + max(0, 1 + D(fake)), averaged over patches."""
-    return F.relu(1.0 - real_logits.float()).mean() + F.relu(1.0 + fake_logits.float()).mean()
-
-
-def g_hinge_loss(fake_logits: torch.Tensor) -> torch.Tensor:
-    """The generator raises D's score of its output; no margin (hinge GAN's usual generator loss)."""
-    return -fake_logits.float().mean()

@@ -1,0 +1,198 @@
+"""Generator checkpoints, every family: generator.safetensors + config.json in one directory; never unpickled.
+
+config.json = {"format": FORMAT, "family": <name>, ...family's own keys..., "weights_sha256": ...}. Weights
+are stored flat as "<module>/<param>" so one file holds all the modules inference needs. The family is
+checked before anything else, so that a checkpoint of another generator (or a detector) fails with one
+line naming the directory instead of a wall of missing-key errors; the weights' hash catches a torn
+overwrite (new weights beside an old config). Family-specific loaders (faceswap/checkpoint.py,
+animation/checkpoint.py) rebuild their modules from config.json and hand them to `load_modules`.
+
+The directory may also hold the training loop's last/ and best/ states (resume); those are separate.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from forensics.io import atomic_path, atomic_write_json, sha256_file
+
+FORMAT = "forensics-generator/1"
+WEIGHTS_FILE = "generator.safetensors"
+CONFIG_FILE = "config.json"
+RESERVED_KEYS = ("format", "weights_sha256")
+CROP_SIZE_KEY = "crop_size"       # in the safetensors header: the resolution the weights were trained at
+# How errors name a family: "not a face-swap generator checkpoint" reads better than the registry name.
+FAMILY_LABELS = {"faceswap": "face-swap", "animation": "face-animation"}
+
+
+class GeneratorCheckpointError(ValueError):
+    """A generator checkpoint that cannot be used; the message is one line: 'PATH: reason'."""
+
+
+def save_generator(directory: str | os.PathLike, modules: Mapping[str, torch.nn.Module], config: dict,
+                   crop_size: int | None = None) -> Path:
+    """Write directory/generator.safetensors (keys "<module>/<param>") then config.json, each atomically.
+
+    `config` must name its "family"; it is stored as given plus the format tag and the weights' sha256.
+    crop_size (default: config["crop"]["size"]) is also written into the weights' own header: convolutional
+    weights fit any resolution, so without it a config.json claiming another size would load silently.
+    """
+    config = dict(config)
+    if not config.get("family"):
+        raise ValueError("save_generator: config must name the generator 'family'")
+    clash = [k for k in RESERVED_KEYS if k in config]
+    if clash:
+        raise ValueError(f"save_generator: config may not set reserved key(s) {', '.join(clash)}")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    # clone(): safetensors refuses tensors sharing storage, and the copies detach us from the device.
+    tensors = {f"{name}/{key}": value.detach().cpu().contiguous().clone()
+               for name, module in modules.items() for key, value in module.state_dict().items()}
+    if crop_size is None and isinstance(config.get("crop"), dict):
+        crop_size = config["crop"].get("size")
+    header = {"format": "pt", "family": str(config["family"])}
+    if crop_size is not None:
+        header[CROP_SIZE_KEY] = str(int(crop_size))
+    with atomic_path(directory / WEIGHTS_FILE) as tmp:
+        save_file(tensors, str(tmp), metadata=header)
+    atomic_write_json(directory / CONFIG_FILE, {"format": FORMAT, **config,
+                                                "weights_sha256": sha256_file(directory / WEIGHTS_FILE)})
+    return directory
+
+
+def read_generator(path: str | os.PathLike, family: str) -> tuple[dict[str, dict[str, torch.Tensor]], dict, str, Path]:
+    """(state dict per module name, config.json, weights sha256, directory) of a `family` checkpoint."""
+    directory = checkpoint_dir(Path(path))
+    config = read_config(directory / CONFIG_FILE, family)
+    weights = directory / WEIGHTS_FILE
+    if not weights.is_file():
+        raise GeneratorCheckpointError(f"{weights}: missing (a generator checkpoint is {WEIGHTS_FILE} + {CONFIG_FILE})")
+    sha = sha256_file(weights)
+    if config.get("weights_sha256") not in (None, sha):
+        raise GeneratorCheckpointError(f"{weights}: does not match {CONFIG_FILE} (sha256 differs; the pair was "
+                                       "written by different saves)")
+    try:
+        flat = load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise GeneratorCheckpointError(f"{weights}: not a readable safetensors file ({one_line(exc)})") from None
+    states: dict[str, dict[str, torch.Tensor]] = {}
+    for key, tensor in flat.items():
+        module, _, param = key.partition("/")
+        states.setdefault(module, {})[param] = tensor
+    return states, config, sha, directory
+
+
+def load_modules(modules: Mapping[str, torch.nn.Module], states: Mapping[str, Mapping[str, torch.Tensor]],
+                 directory: Path, device: str | torch.device, what: str,
+                 crop_size: int | None = None) -> dict[str, torch.nn.Module]:
+    """Load each module's saved state strictly and move it to `device` in eval mode.
+
+    `what` names the model in errors ("the 64px faceswap model"); `crop_size` is the resolution config.json
+    builds it for. Weights that do not fit config.json (edited, or from another resolution) fail in one
+    line naming the weights file.
+    """
+    from forensics.device import resolve_device
+
+    weights = directory / WEIGHTS_FILE
+    if crop_size is not None:
+        what = f"{what} at {int(crop_size)}px"
+        trained = trained_crop_size(weights)
+        if trained is not None and trained != int(crop_size):
+            raise GeneratorCheckpointError(f"{weights}: weights trained on {trained}px crops do not fit {what} "
+                                           f"in {CONFIG_FILE} (the pair is mixed up)")
+    for name, module in modules.items():
+        state = states.get(name)
+        if state is None:
+            raise GeneratorCheckpointError(f"{weights}: no {name!r} weights (modules: "
+                                           f"{', '.join(sorted(states)) or 'none'})")
+        problem = state_mismatch(module, state)
+        if problem:
+            raise GeneratorCheckpointError(f"{weights}: {name} weights do not fit {what} in {CONFIG_FILE}: {problem}")
+        module.load_state_dict(state, strict=True)
+    try:
+        target = resolve_device(device)
+    except ValueError as exc:
+        raise GeneratorCheckpointError(f"{directory}: {exc}") from None
+    return {name: module.to(target).eval() for name, module in modules.items()}
+
+
+def trained_crop_size(weights: Path) -> int | None:
+    """The crop size recorded in the weights' header, or None (checkpoints written before it was)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(weights), framework="pt") as handle:
+            value = (handle.metadata() or {}).get(CROP_SIZE_KEY)
+        return int(value) if value is not None else None
+    except (SafetensorError, OSError, ValueError):
+        return None
+
+
+def checkpoint_dir(path: Path) -> Path:
+    """The checkpoint directory for a path naming it or one of its two files."""
+    if path.is_dir():
+        return path
+    if not path.exists():
+        raise GeneratorCheckpointError(f"{path}: no such file or directory")
+    if path.name in (WEIGHTS_FILE, CONFIG_FILE):
+        return path.parent
+    raise GeneratorCheckpointError(f"{path}: not a generator checkpoint directory ({WEIGHTS_FILE} + {CONFIG_FILE})")
+
+
+def read_config(path: Path, family: str) -> dict[str, Any]:
+    """config.json of a `family` generator checkpoint; another family's, a detector's or a training
+    state's is refused in one line that says what it is instead."""
+    label = FAMILY_LABELS.get(family, family)
+    if not path.is_file():
+        hint = ""
+        if (path.parent / "state.json").is_file():
+            hint = " (this looks like a training state; pass the run directory above it)"
+        elif (path.parent / "last").is_dir():
+            hint = " (training unfinished? the generator is exported here when training ends)"
+        raise GeneratorCheckpointError(f"{path}: missing (a generator checkpoint is {WEIGHTS_FILE} + "
+                                       f"{CONFIG_FILE}){hint}")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise GeneratorCheckpointError(f"{path}: invalid JSON (line {exc.lineno}: {exc.msg})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GeneratorCheckpointError(f"{path}: unreadable ({one_line(exc)})") from None
+    if not isinstance(config, dict):
+        raise GeneratorCheckpointError(f"{path}: expected a JSON object")
+    found = config.get("family")
+    if found is not None and found != family:  # another family's checkpoint, whatever its format version
+        raise GeneratorCheckpointError(f"{path.parent}: a {found!r} generator checkpoint, not a {label} one")
+    if config.get("format") != FORMAT:
+        kind = "a detector checkpoint" if "detector" in config else f"format {config.get('format')!r}"
+        raise GeneratorCheckpointError(f"{path.parent}: {kind}, not a {label} generator checkpoint "
+                                       f"(expected format {FORMAT!r})")
+    if found is None:
+        raise GeneratorCheckpointError(f"{path}: names no generator 'family', not a {label} checkpoint")
+    return config
+
+
+def state_mismatch(module: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> str | None:
+    """Why `state` cannot load strictly into `module` (shapes first: they say the most), or None."""
+    expected = module.state_dict()
+    wrong = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    if wrong:
+        k = wrong[0]
+        return (f"{len(wrong)} shape mismatch(es), e.g. {k}: file {tuple(state[k].shape)} vs model "
+                f"{tuple(expected[k].shape)}")
+    missing = [k for k in expected if k not in state]
+    if missing:
+        return f"{len(missing)} tensor(s) missing, e.g. {missing[0]}"
+    unexpected = [k for k in state if k not in expected]
+    if unexpected:
+        return f"{len(unexpected)} unexpected tensor(s), e.g. {unexpected[0]}"
+    return None
+
+
+def one_line(exc: BaseException) -> str:
+    return (" ".join(str(exc).split()) or type(exc).__name__)[:300]
