@@ -31,11 +31,14 @@ BORDER_PX = 2          # crop pixels always outside the mask: nothing of the cro
 
 def swap_video(checkpoint_dir: str | os.PathLike | LoadedFaceswap, target_video: str | os.PathLike,
                out_path: str | os.PathLike, source: str = "a", detector=None, blend: str = "feather",
-               colour: str = "reinhard", every: int = 1, *, mask: str = "learned", erode: float = 0.04,
+               colour: str = "reinhard", every: int = 1, *, mask: str = "learned", erode: float = 0.0,
                blur: float = 0.05, crf: int = 18, device: str = "cpu", batch_size: int = 16) -> dict[str, Any]:
     """Swap the `source` decoder's identity onto the most confident face of every frame of target_video.
 
-    erode / blur: mask erosion radius and feather sigma as fractions of the crop size. Frames where no
+    erode / blur: mask erosion radius and feather sigma as fractions of the crop size. No erosion by default:
+    the learned mask was trained toward an already eroded hull (FaceswapConfig.mask_erode), and eroding it again
+    leaves a ring of the target's own face (a beard, say) around the swapped one, which keeps the target's
+    identity (benchmarks/generators.py: B-onto-A ID retrieval 0.55 at erode 0.04, 0.98 at 0). Frames where no
     face is found are copied unchanged (and counted); a video with no face at all is an error. Returns the
     recipe dict (also what a manifest row of the fake should carry).
     """
@@ -135,7 +138,7 @@ def interpolate_points(points: dict[int, np.ndarray | None], index: int, every: 
 
 
 def swap_frames(loaded: LoadedFaceswap, frames: Sequence[np.ndarray], points5: Sequence[np.ndarray], source: str,
-                blend: str = "feather", colour: str = "reinhard", mask: str = "learned", erode: float = 0.04,
+                blend: str = "feather", colour: str = "reinhard", mask: str = "learned", erode: float = 0.0,
                 blur: float = 0.05) -> list[np.ndarray]:
     """Swapped copies of RGB frames, given each frame's five points (one face per frame)."""
     from forensics.faces import align_face
