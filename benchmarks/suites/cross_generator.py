@@ -1,0 +1,317 @@
+"""Cross-generator generalisation: train a detector on each fake family (and on self-blended pseudo-fakes
+only), test it on every family. The matrix's off-diagonal cells are the question deepfake detection
+lives by: does a detector trained on one manipulation catch another it never saw?
+
+Data: benchmarks.fakes makes whole fake videos of the synthetic world with the real conversion functions
+(face swap, face animation) and lists them with real videos in a manifest; the face-crop cache reads it
+like any dataset. Rows (trained on): each family's train fakes + the train reals (sbi: train reals and
+their self-blended copies). Columns (tested on): the test reals against one family's test fakes (sbi:
+against self-blended copies of the test reals). AUC at frame and video level, with bootstrap CIs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+from forensics.data.cache import FaceCache
+
+FAMILIES = ("faceswap", "animation", "sbi")
+LEVELS = ("video", "frame")
+
+DEFAULTS = {
+    "generators": {"faceswap": "runs/faceswap", "animation": "runs/animation"},
+    "reals": {"train": 16, "val": 6, "test": 12},             # real videos per split
+    "animation_videos": {"train": 16, "val": 6, "test": 12},  # animated fakes per split
+    "faceswap_reconstructions": True,    # also pass each video through its own identity's decoder
+    "preset": "cpu-small",               # DetectorTrainConfig preset
+    "epochs": None,                      # None: the preset's
+    "detector_config": {},               # any other DetectorTrainConfig key
+    "train_on": list(FAMILIES),
+    "test_on": list(FAMILIES),
+    "balance_fakes": True,               # repeat a family's few train fakes to match the real crops
+    "bootstrap": True,                   # 95% CIs (videos resampled whole)
+    "seed": 0,
+}
+
+
+class FamilyCache(FaceCache):
+    """The cache as one training row sees it: the reals plus one family's fakes (no fakes for sbi).
+
+    With `balance`, the train split lists each fake video several times so that fake crops about match
+    real crops: the training batches pair every real crop with one dataset fake while they last, and a
+    family with four fake videos would otherwise leave most batches without a single fake.
+    """
+
+    def __init__(self, base: FaceCache, family: str | None, balance: bool = True):
+        super().__init__(base.root, base.config)
+        self.family, self.balance = family, balance
+
+    def entries(self, split=None, label=None, status="ok"):
+        chosen = [e for e in super().entries(split, label, status) if e.label != "fake" or e.method == self.family]
+        if not (self.balance and split == "train"):
+            return chosen
+        reals = [e for e in chosen if e.label != "fake"]
+        fakes = [e for e in chosen if e.label == "fake"]
+        real_crops, fake_crops = sum(len(e.faces) for e in reals), sum(len(e.faces) for e in fakes)
+        repeat = max(1, int(round(real_crops / fake_crops))) if fake_crops else 1
+        return reals + fakes * repeat
+
+
+def run(ctx) -> dict:
+    from benchmarks.fakes import FakePlan, build_fake_dataset
+    from benchmarks.runner import SuiteError
+    from forensics.data.cache import CacheConfig
+    from forensics.data.registry import create_dataset
+    from forensics.training.detector_task import DetectorTrainConfig
+
+    p = ctx.params
+    for key in ("train_on", "test_on"):
+        bad = [f for f in p[key] if f not in FAMILIES]
+        if bad or not p[key]:
+            raise SuiteError(f"{key}: {bad or 'empty'}; families are {', '.join(FAMILIES)}")
+    needed = {f for f in p["train_on"] + p["test_on"] if f != "sbi"}
+    generators = {f: path for f, path in (p["generators"] or {}).items() if f in needed}
+    for family in needed - {f for f, path in generators.items() if path}:
+        raise SuiteError(f"{family} is in train_on/test_on but generators.{family} is not set")
+    try:
+        config = DetectorTrainConfig.from_preset(p["preset"], epochs=p["epochs"], seed=p["seed"], device=ctx.device,
+                                                 **(p["detector_config"] or {}))
+    except (TypeError, ValueError, OSError) as exc:
+        raise SuiteError(f"detector settings: {' '.join(str(exc).split())}") from None
+
+    with ctx.stage("make fakes"):
+        plan = FakePlan(world=ctx.suite.world, out=str(ctx.work_dir / "fakes"), generators=generators,
+                        reals=p["reals"], animation=p["animation_videos"] if "animation" in needed else {},
+                        faceswap_reconstructions=p["faceswap_reconstructions"], device=ctx.device)
+        data = build_fake_dataset(plan, progress=ctx.progress)
+    for name, reason in data.failed:
+        ctx.fail(f"fake {name}", reason)
+    with ctx.stage("preprocess"):
+        rows = create_dataset("auto", data.root).rows()
+        cache = FaceCache(data.root / "face_cache", CacheConfig(frames=config.frames_per_video,
+                                                                crop_size=config.crop_size, margin=config.margin,
+                                                                device=ctx.device))
+        report = cache.build(rows, progress=ctx.progress)
+    for path, reason in report.errors:
+        ctx.fail(f"preprocess {Path(path).name}", reason)
+
+    fingerprint = {"params": p, "world": ctx.suite.world, "checkpoints": data.checkpoints,
+                   "detector": config.to_dict(), "videos": sorted(Path(r.path).name for r in rows)}
+    cells = ctx.cells(fingerprint)
+    with ctx.stage("test set"):
+        test = TestSet(cache, p["test_on"], seed=config.seed + 2)
+    matrix_rows: dict[str, dict] = {}
+    for family in p["train_on"]:
+        cell = f"train={family}"
+        done = cells.done(cell)
+        if done is not None:
+            ctx.say(f"{cell}: finished earlier, reused")
+            matrix_rows[family] = done
+            continue
+        try:
+            with ctx.stage(f"train {family}"):
+                model_dir, training = train_row(ctx, cache, family, config, cells.fingerprint)
+            with ctx.stage(f"score {family}"):
+                scores = test.score(model_dir, config, ctx.device, ci=p["bootstrap"])
+        except (ValueError, RuntimeError, OSError) as exc:
+            cells.record(cell, None, status="error", error=str(exc))
+            ctx.fail(cell, str(exc))
+            continue
+        matrix_rows[family] = {"training": training, "test": scores}
+        cells.record(cell, matrix_rows[family])
+        ctx.say(f"{cell}: video AUC " + ", ".join(f"{k} {v['video']['auc']:.3f}" for k, v in scores.items()))
+
+    results = {"train_on": p["train_on"], "test_on": p["test_on"], "rows": matrix_rows,
+               "matrix": {level: {t: {c: _auc(matrix_rows, t, c, level) for c in p["test_on"]}
+                                  for t in p["train_on"]} for level in LEVELS},
+               "data": {"root": str(data.root), "videos": data.counts(), "test_crops": test.counts(),
+                        "fakes_made": data.made, "fakes_reused": data.reused, "generator_sha256": data.checkpoints,
+                        "cache": {"processed": report.processed, "skipped": report.skipped,
+                                  "no_face": report.no_face}},
+               "detector": config.to_dict(), "cells_reused": cells.reused}
+    ctx.notes.extend(notes(data, matrix_rows, p))
+    if matrix_rows:
+        ctx.save_figure(heatmap_figure(results["matrix"], p["train_on"], p["test_on"]), "heatmap")
+    return results
+
+
+def train_row(ctx, cache: FaceCache, family: str, config, fingerprint: str) -> tuple[Path, dict]:
+    """Train one row's detector (resuming an interrupted one of the same fingerprint); (model dir, summary)."""
+    from forensics.io import atomic_write_json
+    from forensics.pipelines.train_detector import train_detector
+    from forensics.tracking import start_run
+
+    view = FamilyCache(cache, None if family == "sbi" else family, balance=ctx.params["balance_fakes"])
+    val_has_family = family == "sbi" or any(e.label == "fake" for e in view.entries(split="val"))
+    # Without the family's fakes in validation the loop would stop early on how well it spots self-blended
+    # fakes, a different question: such rows train their full epochs.
+    config = dataclasses.replace(config, sbi=family == "sbi",
+                                 patience=config.patience if val_has_family else None)
+    out_dir = ctx.work_dir / "detectors" / family
+    marker = out_dir / "fingerprint.json"
+    resume = marker.is_file() and json.loads(marker.read_text()).get("fingerprint") == fingerprint
+    atomic_write_json(marker, {"fingerprint": fingerprint})
+    ctx.say(f"training the {family} row ({'resuming' if resume else 'from scratch'}) -> {out_dir}")
+    params = {**{k: v for k, v in config.to_dict().items() if k != "extra"}, "trained_on": family}
+    with start_run("benchmarks", run_name=f"{ctx.suite.name}/train-{family}", params=params,
+                   tags={"kind": "benchmark-row", "suite": ctx.suite.name}, parent=ctx.run) as run:
+        result = train_detector(config, view, out_dir, run=run, resume=resume, register=False,
+                                progress=ctx.progress)
+    train = [e for e in view.entries(split="train")]
+    summary = {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+               "stopped_early": result.stopped_early, "model_dir": str(result.model_dir),
+               "train_videos": {"real": len({e.source for e in train if e.label != "fake"}),
+                                "fake": len({e.source for e in train if e.label == "fake"})},
+               "validation_fakes": family if val_has_family else "sbi (no validation fakes of this family)",
+               "validation_video_auc": (result.validation or {}).get("video", {}).get("auc")}
+    return Path(result.model_dir), summary
+
+
+class TestSet:
+    """Every test crop once (reals and each family's fakes) plus self-blended copies of the real crops; a
+    model is run over all of it once and each column is a slice."""
+
+    def __init__(self, cache: FaceCache, columns: list[str], seed: int):
+        from forensics.data.crops import CropSet, evaluation_samples
+
+        crops = CropSet(cache, "test")
+        if not crops.reals:
+            raise ValueError(f"{cache.root}: no real test crops (is the test split empty?)")
+        real_videos = {r.video for r in crops.reals}
+        self.samples = [crops.real_sample(r) for r in crops.refs]
+        if "sbi" in columns:
+            reals_only = crops.subset(lambda v: v in real_videos)
+            self.samples += [s for s in evaluation_samples(reals_only, seed=seed, pseudo_fakes=True) if s.method == "sbi"]
+        methods = np.array([s.method for s in self.samples])
+        self.columns = {c: np.flatnonzero((methods == "real") | (methods == c)) for c in columns}
+
+    def counts(self) -> dict:
+        methods = [s.method for s in self.samples]
+        return {m: methods.count(m) for m in sorted(set(methods))}
+
+    def score(self, model_dir: Path, config, device: str, ci: bool) -> dict:
+        from detectors import load_detector
+        from forensics.device import resolve_device
+        from forensics.training.detector_task import predict_logits, score_report
+
+        target = resolve_device(device)
+        model = load_detector(model_dir, device=target).model
+        logits = predict_logits(model, [s.image for s in self.samples], target, config.eval_batch_size)
+        out = {}
+        for column, index in self.columns.items():
+            chosen = [self.samples[i] for i in index]
+            report = score_report(chosen, logits[index], config.aggregate, ci=ci)
+            out[column] = {level: _brief(report[level]) for level in LEVELS}
+        return out
+
+
+def _brief(summary: dict) -> dict:
+    keys = ("auc", "auc_ci", "eer", "ap", "tpr@fpr=1%", "n_real", "n_fake")
+    return {k: summary[k] for k in keys if k in summary}
+
+
+def _auc(rows: dict, train: str, test: str, level: str) -> float | None:
+    try:
+        return rows[train]["test"][test][level]["auc"]
+    except KeyError:
+        return None
+
+
+def notes(data, rows: dict, p: dict) -> list[str]:
+    out = []
+    if "faceswap" in data.checkpoints:
+        out.append("faceswap: one checkpoint covers one identity pair, so its train fakes are the pair's first "
+                   "videos and its test fakes the pair's other videos: that column shares identities (not "
+                   "footage) between train and test; the reals of those test videos are left out of the data."
+                   + (" Each video is swapped to the other identity and also reconstructed through its own "
+                      "identity's decoder (same encode/decode/blend pipeline)." if p["faceswap_reconstructions"]
+                      else ""))
+    if "animation" in data.checkpoints:
+        out.append("animation: any-to-any, sources and drivers from one split's identities, so train and test "
+                   "identities are disjoint; the video is the generated face crop, upscaled to the driver's size.")
+    if "sbi" in p["test_on"]:
+        out.append("sbi column: self-blended copies of the test reals (made on the crops, not videos).")
+    for family, row in rows.items():
+        validation = row.get("training", {}).get("validation_fakes", "")
+        if validation.startswith("sbi (no"):
+            out.append(f"{family} row: no {family} fakes in the validation split; it trained all its epochs and "
+                       f"its best epoch and threshold were picked on self-blended validation fakes.")
+    if p["balance_fakes"]:
+        out.append("A family's train fake videos are repeated to match the real train crops (augmentation "
+                   "differs per repeat).")
+    return out
+
+
+def heatmap_figure(matrix: dict, train_on: list[str], test_on: list[str]):
+    """AUC matrices (one panel per level) with the values written in the cells: rows trained on, columns
+    tested on; 0.5 (chance) is the neutral colour."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    levels = [level for level in LEVELS if level in matrix]
+    fig = Figure(figsize=(1.6 + 2.3 * len(levels) * max(1, len(test_on)) / 2.4, 1.2 + 0.75 * len(train_on)),
+                 dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(levels), squeeze=False)[0]
+    image = None
+    for ax, level in zip(axes, levels):
+        values = np.array([[np.nan if matrix[level][t][c] is None else matrix[level][t][c] for c in test_on]
+                           for t in train_on], dtype=float)
+        image = ax.imshow(values, cmap="RdYlGn", vmin=0.0, vmax=1.0)
+        for i in range(len(train_on)):
+            for j in range(len(test_on)):
+                text = "n/a" if np.isnan(values[i, j]) else f"{values[i, j]:.3f}"
+                ax.text(j, i, text, ha="center", va="center", fontsize=10)
+                if train_on[i] == test_on[j]:      # the diagonal: tested on what it was trained on
+                    ax.add_patch(Rectangle((j - 0.46, i - 0.46), 0.92, 0.92, fill=False, linewidth=2, color="black"))
+        ax.set_xticks(range(len(test_on)), test_on)
+        ax.set_yticks(range(len(train_on)), train_on)
+        ax.set_xlabel("tested on")
+        ax.set_ylabel("trained on")
+        ax.set_title(f"{level}-level AUC")
+    fig.colorbar(image, ax=list(axes), shrink=0.8, label="ROC AUC (0.5 = chance)")
+    return fig
+
+
+def markdown(document: dict) -> str:
+    from benchmarks.runner import format_auc, markdown_table
+
+    results = document["results"]
+    train_on, test_on, rows = results["train_on"], results["test_on"], results["rows"]
+    parts = []
+    for level in LEVELS:
+        table = []
+        for t in train_on:
+            cells = [format_auc(rows.get(t, {}).get("test", {}).get(c, {}).get(level)) for c in test_on]
+            cells = [f"**{v}**" if t == c and v != "n/a" else v for v, c in zip(cells, test_on)]
+            table.append([t, *cells])
+        parts += [f"{level.capitalize()}-level ROC AUC [95% bootstrap CI], rows: trained on, columns: tested on "
+                  f"(diagonal in bold):", "", markdown_table(["trained on \\ tested on", *test_on], table), ""]
+    counts = results["data"]["videos"]
+    methods = sorted({m for split in counts.values() for m in split}, key=lambda m: (m != "real", m))
+    parts += ["Videos per split:", "",
+              markdown_table(["split", *methods], [[s, *(counts[s].get(m, 0) for m in methods)] for s in counts]),
+              "", "Test crops: " + ", ".join(f"{k} {v}" for k, v in results["data"]["test_crops"].items()), ""]
+    training = [[t, r["training"]["train_videos"]["real"], r["training"]["train_videos"]["fake"],
+                 f"{r['training']['epochs_run']} (best {r['training']['best_epoch']})",
+                 r["training"]["validation_fakes"]] for t, r in rows.items()]
+    if training:
+        detector = results["detector"]
+        parts += [f"Detectors: {detector['detector']}, {detector['crop_size']}-px crops, {detector['frames_per_video']} "
+                  f"frames per video, batch {detector['batch_size']}, lr {detector['lr']}:", "",
+                  markdown_table(["row", "train real videos", "train fake videos", "epochs", "validated on"], training)]
+    return "\n".join(parts)
+
+
+def metrics(results: dict) -> dict:
+    out = {}
+    for level, matrix in results["matrix"].items():
+        for t, row in matrix.items():
+            for c, value in row.items():
+                if value is not None and np.isfinite(value):
+                    out[f"{level}_auc/train_{t}/test_{c}"] = float(value)
+    return out
