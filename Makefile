@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO   ?= demo
 
-.PHONY: test demo venv clean sheet bench-foundation
+.PHONY: test demo venv clean sheet bench-foundation bench
 
 venv: $(STAMP)
 
@@ -32,6 +32,12 @@ sheet: $(STAMP)
 bench-foundation: $(STAMP)
 	$(PY) -m benchmarks.synthetic
 	$(PY) -m benchmarks.preprocess
+
+# Issue-4/5 benchmarks (need the cpu-small generators: forensics train generator faceswap|animation).
+bench: $(STAMP)
+	$(PY) -m benchmarks.generators
+	$(PY) -m forensics.cli.main bench run cross-generator
+	$(PY) -m forensics.cli.main bench run robustness
 
 clean:
 	rm -rf $(VENV) .pytest_cache

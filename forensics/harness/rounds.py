@@ -307,9 +307,19 @@ class Harness:
         parent.log_figure(auc_rounds_figure(done, before, after, title="detector AUC per round (co-evolution)"),
                           "auc_rounds.png")
         final = self.state.step(done[-1], "detector")["path"]
-        champion_dir = copy_detector(final, self.out / "champion")
+        champion_dir = self.out / "champion"
         champion = self.state.doc.get("champion") or {}
-        if champion.get("round") != done[-1] or (register and not champion.get("version")):
+        if (champion.get("round") != done[-1] or (register and not champion.get("version"))
+                or not (champion_dir / "config.json").is_file()):
+            from forensics.harness.champion import calibrate_champion
+
+            copy_detector(final, champion_dir)
+
+            native = calibrate_champion(champion_dir, self.config.world, seed=self.config.seed,
+                                        device=self.config.device)
+            parent.log_metrics({f"champion/native_{k}": v for k, v in native.items() if k != "calibration"})
+            self.say(f"coevolve: champion recalibrated on native crops: video AUC {native['video_auc']:.3f}, "
+                     f"threshold {native['threshold']:.3f}")
             version = parent.register_model(champion_dir, name=MODEL_NAME, alias="champion") if register else None
             champion = {"path": str(champion_dir), "round": done[-1], "source": final, "version": version}
             self.state.doc["champion"] = champion
