@@ -97,6 +97,19 @@ def world_rows(world: str | os.PathLike) -> list[ManifestRow]:
     return [r for r in create_dataset("synthetic", world).rows() if r.label == "real"]
 
 
+def suite_fakes(ctx, generators: dict, params: dict, with_animation: bool) -> "FakeDataset":
+    """A suite's "make fakes" stage: the fake-video dataset under the suite's work folder, each fake that could
+    not be made recorded as a failed cell (the suite goes on with the rest)."""
+    with ctx.stage("make fakes"):
+        plan = FakePlan(world=ctx.suite.world, out=str(ctx.work_dir / "fakes"), generators=generators,
+                        reals=params["reals"], animation=params["animation_videos"] if with_animation else {},
+                        faceswap_reconstructions=params["faceswap_reconstructions"], device=ctx.device)
+        data = build_fake_dataset(plan, progress=ctx.progress)
+    for name, reason in data.failed:
+        ctx.fail(f"fake {name}", reason)
+    return data
+
+
 def build_fake_dataset(plan: FakePlan, progress: bool = True) -> FakeDataset:
     """Make (or reuse) every fake of the plan and write the dataset's manifest.csv; per-video failures are
     reported in the result, never raised."""

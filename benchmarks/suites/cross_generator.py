@@ -61,7 +61,7 @@ class FamilyCache(FaceCache):
 
 
 def run(ctx) -> dict:
-    from benchmarks.fakes import FakePlan, build_fake_dataset
+    from benchmarks.fakes import suite_fakes
     from benchmarks.runner import SuiteError
     from forensics.data.cache import CacheConfig
     from forensics.data.registry import create_dataset
@@ -82,13 +82,7 @@ def run(ctx) -> dict:
     except (TypeError, ValueError, OSError) as exc:
         raise SuiteError(f"detector settings: {' '.join(str(exc).split())}") from None
 
-    with ctx.stage("make fakes"):
-        plan = FakePlan(world=ctx.suite.world, out=str(ctx.work_dir / "fakes"), generators=generators,
-                        reals=p["reals"], animation=p["animation_videos"] if "animation" in needed else {},
-                        faceswap_reconstructions=p["faceswap_reconstructions"], device=ctx.device)
-        data = build_fake_dataset(plan, progress=ctx.progress)
-    for name, reason in data.failed:
-        ctx.fail(f"fake {name}", reason)
+    data = suite_fakes(ctx, generators, p, with_animation="animation" in needed)
     with ctx.stage("preprocess"):
         rows = create_dataset("auto", data.root).rows()
         cache = FaceCache(data.root / "face_cache", CacheConfig(frames=config.frames_per_video,

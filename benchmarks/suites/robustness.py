@@ -49,7 +49,7 @@ def resolve_detector(given: str | None) -> Path:
 
 
 def run(ctx) -> dict:
-    from benchmarks.fakes import FakePlan, build_fake_dataset
+    from benchmarks.fakes import suite_fakes
     from benchmarks.perturb import parse_condition
     from benchmarks.runner import SuiteError
     from detectors import load_detector
@@ -70,13 +70,7 @@ def run(ctx) -> dict:
     except ValueError as exc:
         raise SuiteError(str(exc)) from None
     generators = {f: path for f, path in (p["generators"] or {}).items() if path}
-    with ctx.stage("make fakes"):
-        plan = FakePlan(world=ctx.suite.world, out=str(ctx.work_dir / "fakes"), generators=generators,
-                        reals=p["reals"], animation=p["animation_videos"] if "animation" in generators else {},
-                        faceswap_reconstructions=p["faceswap_reconstructions"], device=ctx.device)
-        data = build_fake_dataset(plan, progress=ctx.progress)
-    for name, reason in data.failed:
-        ctx.fail(f"fake {name}", reason)
+    data = suite_fakes(ctx, generators, p, with_animation="animation" in generators)
     rows = [r for r in create_dataset("auto", data.root).rows() if r.split == "test"]
     if not any(r.label == "real" for r in rows) or not any(r.label == "fake" for r in rows):
         raise SuiteError(f"{data.root}: the test set needs real and fake videos (reals.test, generators)")

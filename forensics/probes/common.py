@@ -129,3 +129,16 @@ def load_state(module: nn.Module, state: dict[str, torch.Tensor], where: str | P
         first = str(exc).strip().splitlines()
         raise ValueError(f"{where}: weights do not fit the probe its config describes "
                          f"({first[1].strip() if len(first) > 1 else first[0]})") from None
+
+
+def load_probe_net(directory: str | Path, kind: str, config_cls, net_cls, what: str):
+    """(net, extra info) of a saved probe: config fields rebuild the network, the rest is returned as info."""
+    state, saved = read_probe(directory, kind)
+    fields = set(config_cls.__dataclass_fields__)
+    try:
+        config = config_cls(**{k: v for k, v in saved.items() if k in fields})
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{directory}: bad {what} probe config ({exc})") from None
+    net = net_cls(config)
+    load_state(net, state, directory)
+    return net, {k: v for k, v in saved.items() if k not in fields and k not in ("kind", "version")}

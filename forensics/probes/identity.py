@@ -24,7 +24,7 @@ from torch import nn
 
 from forensics.device import resolve_device
 
-from .common import as_uint8_batch, conv_trunk, load_state, normalise_pixels, prepare, read_probe, save_probe
+from .common import as_uint8_batch, conv_trunk, load_probe_net, normalise_pixels, prepare, save_probe
 
 KIND = "identity-probe"
 
@@ -151,13 +151,5 @@ class IdentityProbe:
 
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "auto") -> "IdentityProbe":
-        state, saved = read_probe(directory, KIND)
-        fields = set(IdentityConfig.__dataclass_fields__)
-        try:
-            config = IdentityConfig(**{k: v for k, v in saved.items() if k in fields})
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{directory}: bad identity probe config ({exc})") from None
-        net = IdentityNet(config)
-        load_state(net, state, directory)
-        info = {k: v for k, v in saved.items() if k not in fields and k not in ("kind", "version")}
+        net, info = load_probe_net(directory, KIND, IdentityConfig, IdentityNet, "identity")
         return cls(net, device, info)

@@ -20,7 +20,7 @@ from torch import nn
 
 from forensics.device import resolve_device
 
-from .common import (as_uint8_batch, conv_trunk, load_state, margin_scale, normalise_pixels, prepare, read_probe,
+from .common import (as_uint8_batch, conv_trunk, load_probe_net, margin_scale, normalise_pixels, prepare,
                      save_probe)
 
 KIND = "landmark-probe"
@@ -109,13 +109,5 @@ class LandmarkProbe:
 
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "auto") -> "LandmarkProbe":
-        state, saved = read_probe(directory, KIND)
-        fields = set(LandmarkConfig.__dataclass_fields__)
-        try:
-            config = LandmarkConfig(**{k: v for k, v in saved.items() if k in fields})
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{directory}: bad landmark probe config ({exc})") from None
-        net = LandmarkNet(config)
-        load_state(net, state, directory)
-        info = {k: v for k, v in saved.items() if k not in fields and k not in ("kind", "version")}
+        net, info = load_probe_net(directory, KIND, LandmarkConfig, LandmarkNet, "landmark")
         return cls(net, device, info)
