@@ -210,7 +210,10 @@ def test_interrupted_run_resumes_at_the_round_and_step_it_was_in(parts, tmp_path
            "FORENSICS_MLFLOW_OFFLINE_DIR": str(tmp_path / "offline"), "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "forensics.cli.main", "coevolve", "--preset", str(preset), "--out", str(out),
                "--no-register"]
-    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell without job control starts background jobs with SIGINT ignored, and Python keeps an inherited
+    # SIG_IGN; CI may run us that way, so the child gets Ctrl-C back as a terminal would give it.
+    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     interrupted = False
     while proc.poll() is None and time.monotonic() < deadline:
@@ -221,8 +224,7 @@ def test_interrupted_run_resumes_at_the_round_and_step_it_was_in(parts, tmp_path
                 state = {}
             interrupted = "detector" in state.get("rounds", {}).get("1", {}).get("steps", {})
         if interrupted:
-            # Like a user pressing Ctrl-C again when the first one seems to be ignored: a signal landing inside
-            # a library call (MLflow's sqlite session, a torch kernel) can be absorbed there.
+            # Like a user pressing Ctrl-C again if the first one has not stopped it after 3 s.
             proc.send_signal(signal.SIGINT)
             try:
                 proc.wait(timeout=3)
