@@ -21,6 +21,7 @@ from detectors.model import FrameDetector
 from detectors.registry import create_detector, is_detector, list_detectors
 from forensics.device import autocast, resolve_device
 from forensics.io import atomic_path, atomic_write_json, sha256_file
+from forensics.weights import one_line, state_mismatch
 
 FORMAT = "forensics-detector/1"
 WEIGHTS_FILE = "model.safetensors"
@@ -106,8 +107,8 @@ def load_detector(path: str | os.PathLike, device: str | torch.device = "cpu") -
     try:
         state = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
-        raise DetectorLoadError(f"{weights}: not a readable safetensors file ({_one_line(exc)})") from None
-    problem = _state_mismatch(model, state)
+        raise DetectorLoadError(f"{weights}: not a readable safetensors file ({one_line(exc)})") from None
+    problem = state_mismatch(model, state)
     if problem:
         raise DetectorLoadError(f"{weights}: weights do not fit {model.config.name}: {problem}")
     model.load_state_dict(state, strict=True)
@@ -139,7 +140,7 @@ def _read_config(path: Path) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise DetectorLoadError(f"{path}: invalid JSON (line {exc.lineno}: {exc.msg})") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise DetectorLoadError(f"{path}: unreadable ({_one_line(exc)})") from None
+        raise DetectorLoadError(f"{path}: unreadable ({one_line(exc)})") from None
     if not isinstance(meta, dict):
         raise DetectorLoadError(f"{path}: expected a JSON object")
     if meta.get("format") != FORMAT:
@@ -160,24 +161,4 @@ def _build(config: dict[str, Any], config_path: Path) -> FrameDetector:
     try:
         return create_detector(name, **options)
     except (ValueError, TypeError) as exc:
-        raise DetectorLoadError(f"{config_path}: cannot build {name}: {_one_line(exc)}") from None
-
-
-def _state_mismatch(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> str | None:
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
-    if wrong:
-        k = wrong[0]
-        return (f"{len(wrong)} shape mismatch(es), e.g. {k}: "
-                f"file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}")
-    if missing:
-        return f"{len(missing)} tensor(s) missing, e.g. {missing[0]}"
-    if unexpected:
-        return f"{len(unexpected)} unexpected tensor(s), e.g. {unexpected[0]}"
-    return None
-
-
-def _one_line(exc: BaseException) -> str:
-    return (" ".join(str(exc).split()) or type(exc).__name__)[:300]
+        raise DetectorLoadError(f"{config_path}: cannot build {name}: {one_line(exc)}") from None

@@ -13,6 +13,7 @@ from torch import nn
 
 from detectors.config import DetectorConfig
 from detectors.frequency import FrequencyBranch
+from forensics.weights import one_line
 
 
 class FrameDetector(nn.Module):
@@ -93,7 +94,7 @@ def create_backbone(config: DetectorConfig) -> nn.Module:
     try:
         state = timm.models.load_state_dict(str(path))  # safetensors, or torch.load(weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any loader failure becomes one line naming the file
-        raise ValueError(f"{path}: cannot load weights into {config.backbone}: {_one_line(exc)}") from None
+        raise ValueError(f"{path}: cannot load weights into {config.backbone}: {one_line(exc)}") from None
     wanted = model.state_dict().keys()
     model.load_state_dict({k: v for k, v in state.items() if k in wanted}, strict=True)
     return model
@@ -177,8 +178,3 @@ def _resize(crop: np.ndarray, size: int) -> np.ndarray:
     shrinking = height > size or width > size
     interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
     return cv2.resize(np.ascontiguousarray(crop), (size, size), interpolation=interpolation)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:300]

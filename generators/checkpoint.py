@@ -21,6 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from forensics.io import atomic_path, atomic_write_json, sha256_file
+from forensics.weights import one_line, state_mismatch  # noqa: F401  (re-exported by the families)
 
 FORMAT = "forensics-generator/1"
 WEIGHTS_FILE = "generator.safetensors"
@@ -175,24 +176,3 @@ def read_config(path: Path, family: str) -> dict[str, Any]:
     if found is None:
         raise GeneratorCheckpointError(f"{path}: names no generator 'family', not a {label} checkpoint")
     return config
-
-
-def state_mismatch(module: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> str | None:
-    """Why `state` cannot load strictly into `module` (shapes first: they say the most), or None."""
-    expected = module.state_dict()
-    wrong = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
-    if wrong:
-        k = wrong[0]
-        return (f"{len(wrong)} shape mismatch(es), e.g. {k}: file {tuple(state[k].shape)} vs model "
-                f"{tuple(expected[k].shape)}")
-    missing = [k for k in expected if k not in state]
-    if missing:
-        return f"{len(missing)} tensor(s) missing, e.g. {missing[0]}"
-    unexpected = [k for k in state if k not in expected]
-    if unexpected:
-        return f"{len(unexpected)} unexpected tensor(s), e.g. {unexpected[0]}"
-    return None
-
-
-def one_line(exc: BaseException) -> str:
-    return (" ".join(str(exc).split()) or type(exc).__name__)[:300]
