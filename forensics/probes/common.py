@@ -131,6 +131,31 @@ def load_state(module: nn.Module, state: dict[str, torch.Tensor], where: str | P
                          f"({first[1].strip() if len(first) > 1 else first[0]})") from None
 
 
+class TrainedProbe:
+    """What both probes share: a network in eval mode on a device, its config, and a safetensors+JSON
+    checkpoint. Subclasses name KIND (checkpoint kind), CONFIG and NET (the dataclass and module) and WHAT."""
+    KIND = CONFIG = NET = WHAT = None
+
+    def __init__(self, net: nn.Module, device: str | torch.device = "auto", info: dict | None = None):
+        from forensics.device import resolve_device
+
+        self.net = net
+        self.config = net.config
+        self.device = resolve_device(device)
+        self.net.to(self.device).eval()
+        self.info = dict(info or {})
+
+    def save(self, directory: str | Path, **extra) -> Path:
+        from dataclasses import asdict
+
+        return save_probe(directory, self.net, {"kind": self.KIND, **asdict(self.config), **self.info, **extra})
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str | torch.device = "auto"):
+        net, info = load_probe_net(directory, cls.KIND, cls.CONFIG, cls.NET, cls.WHAT)
+        return cls(net, device, info)
+
+
 def load_probe_net(directory: str | Path, kind: str, config_cls, net_cls, what: str):
     """(net, extra info) of a saved probe: config fields rebuild the network, the rest is returned as info."""
     state, saved = read_probe(directory, kind)

@@ -14,17 +14,15 @@ Embeddings are L2-normalised and classified by cosine similarity to one learned 
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from forensics.device import resolve_device
 
-from .common import as_uint8_batch, conv_trunk, load_probe_net, normalise_pixels, prepare, save_probe
+from .common import TrainedProbe, as_uint8_batch, conv_trunk, normalise_pixels, prepare
 
 KIND = "identity-probe"
 
@@ -97,15 +95,10 @@ class IdentityNet(nn.Module):
         return embedding, logits
 
 
-class IdentityProbe:
+class IdentityProbe(TrainedProbe):
     """Judges which synthetic identity an aligned crop shows; see the module docstring for what it looks at."""
 
-    def __init__(self, net: IdentityNet, device: str | torch.device = "auto", info: dict | None = None):
-        self.net = net
-        self.config = net.config
-        self.device = resolve_device(device)
-        self.net.to(self.device).eval()
-        self.info = dict(info or {})
+    KIND, CONFIG, NET, WHAT = KIND, IdentityConfig, IdentityNet, "identity"
 
     @property
     def identities(self) -> list[int]:
@@ -144,12 +137,3 @@ class IdentityProbe:
     def embed(self, crops, margin: float | None = None, batch_size: int = 256) -> np.ndarray:
         """L2-normalised embeddings float32 [N, D]: Euclidean distance 0 (same) .. 2 (opposite)."""
         return self._forward(crops, margin, batch_size)[0]
-
-    def save(self, directory: str | Path, **extra) -> Path:
-        config = {"kind": KIND, **asdict(self.config), **self.info, **extra}
-        return save_probe(directory, self.net, config)
-
-    @classmethod
-    def load(cls, directory: str | Path, device: str | torch.device = "auto") -> "IdentityProbe":
-        net, info = load_probe_net(directory, KIND, IdentityConfig, IdentityNet, "identity")
-        return cls(net, device, info)

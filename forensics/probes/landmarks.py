@@ -11,17 +11,14 @@ outside, whatever that crop's size and margin.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from forensics.device import resolve_device
 
-from .common import (as_uint8_batch, conv_trunk, load_probe_net, margin_scale, normalise_pixels, prepare,
-                     save_probe)
+from .common import TrainedProbe, as_uint8_batch, conv_trunk, margin_scale, normalise_pixels, prepare
 
 KIND = "landmark-probe"
 POINTS = 68
@@ -73,15 +70,10 @@ def normalised_to_pixels(normalised: np.ndarray | torch.Tensor, size: int):
     return (normalised + 1) / 2 * size - 0.5
 
 
-class LandmarkProbe:
+class LandmarkProbe(TrainedProbe):
     """Reads 68 landmarks off aligned face crops (see module docstring)."""
 
-    def __init__(self, net: LandmarkNet, device: str | torch.device = "auto", info: dict | None = None):
-        self.net = net
-        self.config = net.config
-        self.device = resolve_device(device)
-        self.net.to(self.device).eval()
-        self.info = dict(info or {})
+    KIND, CONFIG, NET, WHAT = KIND, LandmarkConfig, LandmarkNet, "landmark"
 
     def predict(self, crops, margin: float | None = None, batch_size: int = 256) -> np.ndarray:
         """float32 [N, 68, 2] landmarks in pixels of the given uint8 crops [N,S,S,3] aligned at `margin`
@@ -103,11 +95,3 @@ class LandmarkProbe:
         # back from the probe's framing to the caller's: undo the re-framing scale about the centre
         normalised /= margin_scale(margin, self.config.margin)
         return normalised_to_pixels(normalised, crops.shape[1]).astype(np.float32)
-
-    def save(self, directory: str | Path, **extra) -> Path:
-        return save_probe(directory, self.net, {"kind": KIND, **asdict(self.config), **self.info, **extra})
-
-    @classmethod
-    def load(cls, directory: str | Path, device: str | torch.device = "auto") -> "LandmarkProbe":
-        net, info = load_probe_net(directory, KIND, LandmarkConfig, LandmarkNet, "landmark")
-        return cls(net, device, info)
