@@ -145,6 +145,23 @@ class TrainedProbe:
         self.net.to(self.device).eval()
         self.info = dict(info or {})
 
+    def outputs(self, crops: np.ndarray, margin: float, batch_size: int) -> list[np.ndarray]:
+        """The network's outputs over uint8 crops aligned at `margin`, batch by batch, concatenated (float32;
+        one array per output of the network), leaving its train/eval mode as it was."""
+        parts = []
+        was_training = self.net.training
+        self.net.eval()
+        try:
+            with torch.inference_mode():
+                for start in range(0, len(crops), batch_size):
+                    x = prepare(crops[start:start + batch_size], self.config.size, margin, self.config.margin,
+                                self.device)
+                    out = self.net(x)
+                    parts.append([o.cpu().numpy() for o in (out if isinstance(out, tuple) else (out,))])
+        finally:
+            self.net.train(was_training)
+        return [np.concatenate(column).astype(np.float32) for column in zip(*parts)]
+
     def save(self, directory: str | Path, **extra) -> Path:
         from dataclasses import asdict
 

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 
-from .common import TrainedProbe, as_uint8_batch, conv_trunk, normalise_pixels, prepare
+from .common import TrainedProbe, as_uint8_batch, conv_trunk, normalise_pixels
 
 KIND = "identity-probe"
 
@@ -107,20 +107,8 @@ class IdentityProbe(TrainedProbe):
     def _forward(self, crops, margin: float | None, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
         crops = as_uint8_batch(crops)
         margin = self.config.margin if margin is None else margin
-        embeddings, logits = [], []
-        was_training = self.net.training
-        self.net.eval()
-        try:
-            with torch.inference_mode():
-                for start in range(0, len(crops), batch_size):
-                    x = prepare(crops[start:start + batch_size], self.config.size, margin, self.config.margin,
-                                self.device)
-                    e, z = self.net(x)
-                    embeddings.append(e.cpu().numpy())
-                    logits.append(z.cpu().numpy())
-        finally:
-            self.net.train(was_training)
-        return np.concatenate(embeddings).astype(np.float32), np.concatenate(logits).astype(np.float32)
+        embeddings, logits = self.outputs(crops, margin, batch_size)
+        return embeddings, logits
 
     def predict(self, crops, margin: float | None = None, batch_size: int = 256) -> np.ndarray:
         """Identity id (int64 [N]) of each uint8 crop [N,S,S,3] aligned at `margin` (default: the probe's)."""

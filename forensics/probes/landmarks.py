@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 
-from .common import TrainedProbe, as_uint8_batch, conv_trunk, margin_scale, normalise_pixels, prepare
+from .common import TrainedProbe, as_uint8_batch, conv_trunk, margin_scale, normalise_pixels
 
 KIND = "landmark-probe"
 POINTS = 68
@@ -80,18 +80,7 @@ class LandmarkProbe(TrainedProbe):
         (default: the probe's)."""
         crops = as_uint8_batch(crops)
         margin = self.config.margin if margin is None else margin
-        out = []
-        was_training = self.net.training
-        self.net.eval()
-        try:
-            with torch.inference_mode():
-                for start in range(0, len(crops), batch_size):
-                    x = prepare(crops[start:start + batch_size], self.config.size, margin, self.config.margin,
-                                self.device)
-                    out.append(self.net(x).cpu().numpy())
-        finally:
-            self.net.train(was_training)
-        normalised = np.concatenate(out).astype(np.float64)
+        normalised = self.outputs(crops, margin, batch_size)[0].astype(np.float64)
         # back from the probe's framing to the caller's: undo the re-framing scale about the centre
         normalised /= margin_scale(margin, self.config.margin)
         return normalised_to_pixels(normalised, crops.shape[1]).astype(np.float32)
