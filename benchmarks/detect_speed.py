@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.machine import machine_info
+from forensics.faces import FaceConfig
 from forensics.io import atomic_write_json
 from forensics.media import probe, write_video
 from forensics.pipelines import DetectConfig, DetectPipeline
@@ -72,7 +73,7 @@ def timed_run(pipeline: DetectPipeline, clip: Path) -> dict:
     started = time.perf_counter()
     analysis = pipeline.analyse(clip)
     wall = time.perf_counter() - started
-    record = analysis.record
+    record = analysis.record.to_json()
     if record["status"] == "error":
         raise SystemExit(f"benchmark clip failed: {record['error']}")
     frames = record["frames_analyzed"]
@@ -141,8 +142,8 @@ def interpolation_error(pipeline_keyframes: DetectPipeline, pipeline_every: Dete
     detector gives nearly the same score to every crop, which would make any carrying look perfect."""
     from forensics.faces import box_iou
 
-    carried = {f["frame"]: f for f in pipeline_keyframes.analyse(clip).record["frame_scores"]}
-    detected = {f["frame"]: f for f in pipeline_every.analyse(clip).record["frame_scores"]}
+    carried = {f["frame"]: f for f in pipeline_keyframes.analyse(clip).record.to_json()["frame_scores"]}
+    detected = {f["frame"]: f for f in pipeline_every.analyse(clip).record.to_json()["frame_scores"]}
     common = sorted(set(carried) & set(detected))
     between = [i for i in common if not carried[i]["detected"]]
     ious = [float(box_iou(np.array(carried[i]["box"]), np.array(detected[i]["box"]))[0, 0]) for i in between]
@@ -152,8 +153,9 @@ def interpolation_error(pipeline_keyframes: DetectPipeline, pipeline_every: Dete
 
 
 def settings_of(config: DetectConfig) -> dict:
-    keep = ("frames", "every", "detect_every", "min_face_fraction", "max_side", "mtcnn_batch", "batch_size", "chunk")
+    keep = ("frames", "every", "detect_every", "batch_size", "chunk")
     out = {k: v for k, v in dataclasses.asdict(config).items() if k in keep}
+    out.update({k: getattr(config.faces, k) for k in ("min_face_fraction", "max_side", "mtcnn_batch")})
     out["keyframe_stride"] = config.keyframe_stride
     return out
 
@@ -171,7 +173,7 @@ VARIANTS = {
     "default": {},
     "--detect-every 1 (MTCNN on every frame)": {"detect_every": 1},
     "--detect-every 10": {"detect_every": 10},
-    "min face 1/10 of the short side": {"min_face_fraction": 0.1},
+    "min face 1/10 of the short side": {"faces": FaceConfig(min_face_fraction=0.1)},
     "--batch-size 8": {"batch_size": 8},
 }
 
@@ -200,7 +202,7 @@ def run(seconds: float, out: Path, repeats: int = 3, max_wait: float = 90.0) -> 
         configs = {name: dataclasses.replace(base, every=1, **overrides) for name, overrides in VARIANTS.items()}
         configs["--frames 32"] = base
         for config in configs.values():           # each MTCNN setting is built before any timing
-            DetectPipeline(warm.loaded, config).face_detector(info.height, info.width)
+            DetectPipeline(warm.loaded, config).faces.detector_for(info.height, info.width)
         runs: dict[str, list[dict]] = {name: [] for name in configs}
         for _ in range(repeats):
             for name, config in configs.items():

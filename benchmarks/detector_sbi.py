@@ -14,7 +14,12 @@ import time
 from pathlib import Path
 
 from benchmarks.machine import machine_info
+from detectors.task import DetectorTrainConfig
+from detectors.train import train_detector
+from forensics.data.registry import DatasetError
 from forensics.io import atomic_write_json
+from forensics.pipelines.train import prepare_cache
+from forensics.tracking import start_run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,22 +33,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", default="benchmarks/results/detector_sbi.json")
     args = parser.parse_args(argv)
 
-    from forensics.cli.train import prepare_cache
-    from forensics.pipelines.train_detector import train_detector
-    from forensics.tracking import start_run
-    from forensics.training.detector_task import DetectorTrainConfig
-
     config = DetectorTrainConfig.from_preset(args.preset, epochs=args.epochs, device=args.device)
-    ns = argparse.Namespace(root=args.root, dataset=None, cache=None, identities=args.identities,
-                            device=args.device, quiet=True)
     started = time.perf_counter()
-    cache, status = prepare_cache(ns, config)
-    if cache is None:
-        return status
+    try:
+        cache = prepare_cache(args.root, config, identities=args.identities, progress=False).cache
+    except DatasetError as exc:
+        print(f"benchmarks.detector_sbi: {exc}", file=sys.stderr)
+        return 2
     prepared = time.perf_counter() - started
     with start_run("detectors", run_name="benchmark-sbi-generalisation", params=config.to_dict(),
                    tags={"kind": "benchmark"}) as run:
-        result = train_detector(config, cache, args.out, run=run, resume=False, register=False, progress=False)
+        result = train_detector(config, cache, args.out, run=run, resume=False, register_as=None, progress=False)
     elapsed = time.perf_counter() - started
     record = {
         "benchmark": "detector trained on self-blended pseudo-fakes; test = SBI fakes of unseen identities",

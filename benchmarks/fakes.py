@@ -1,22 +1,16 @@
-"""Fake-video datasets made from the synthetic world with the real conversion functions, so benchmarks test
-what a user of `forensics fake swap|animate` would produce: whole H.264 videos, found and aligned by MTCNN
-like any other dataset, not crops handed straight from a generator to a detector.
+"""Fake-video datasets made from the synthetic world on the product path, so benchmarks test what a user of
+`forensics fake` would produce: whole H.264 videos, found and aligned by MTCNN like any other dataset, not
+crops handed straight from a generator to a detector.
 
 The dataset is a folder with a manifest.csv (forensics.data.manifest) next to the fake videos; the real
 videos stay in the world and are listed by relative path, so the standard adapter (`synthetic`, which
 reads any manifest.csv) and the face-crop cache read it like any other dataset.
 
-Splits. Real videos keep the world's split. A face-swap checkpoint covers one identity pair (its
-config.json `identities` a/b), so the pair's first videos are swapped for train and their other videos for
-test: the face-swap test fakes show identities the detector trained on, which cannot be avoided with one
-pair; the reals of those test videos are left out of the dataset so that no test fake's own footage is
-seen in training. Optionally each video is also passed through its own identity's decoder
-("reconstructions": the same encode/decode/blend pipeline without the identity change) to double the
-face-swap fakes. Animation is any-to-any: sources and drivers come from one split's identities, so its
-train and test identities are disjoint.
-
-Every fake is made once: a recipe per output is appended to recipes.jsonl as it is written, keyed by the
-generator checkpoint's hash and the inputs, and reused on the next run.
+Which fakes a family contributes, and from which footage, is the family's own business
+(GeneratorFamily.benchmark_fakes, with its options from the suite's `fakes: {family: {...}}`): this module
+only makes them (each once: a recipe per output is appended to recipes.jsonl as it is written, keyed by
+what decides the fake, and reused on the next run), keeps out of the test reals any real footage a fake is
+made from that the family holds out, and writes the manifest. Real videos keep the world's split.
 """
 from __future__ import annotations
 
@@ -28,10 +22,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from forensics.data.manifest import SPLITS, ManifestRow, write_manifest
+from forensics.data.manifest import SPLITS, ManifestRow, video_rank, write_manifest
+from forensics.data.registry import create_dataset
+from forensics.device import resolve_device
 from forensics.io import append_jsonl, read_jsonl
+from forensics.media import MediaError
+from generators.registry import FAMILIES, get_generator
 
-FAMILIES = ("faceswap", "animation")
 MANIFEST = "manifest.csv"
 RECIPES = "recipes.jsonl"
 
@@ -42,14 +39,14 @@ class MissingGeneratorError(ValueError):
 
 @dataclass
 class FakePlan:
-    """What to make. `reals` / `animation`: videos per split; `generators`: family -> checkpoint dir (or None
-    to leave that family out)."""
+    """What to make. `reals`: real videos per split (the splits with any also get fakes); `generators`:
+    family -> checkpoint dir (or None to leave that family out); `options`: family -> its benchmark options
+    (see the family's `fake_options`)."""
     world: str
     out: str
     generators: dict = field(default_factory=lambda: {"faceswap": "runs/faceswap", "animation": "runs/animation"})
     reals: dict = field(default_factory=lambda: {"train": 16, "val": 6, "test": 12})
-    animation: dict = field(default_factory=lambda: {"train": 16, "val": 6, "test": 12})
-    faceswap_reconstructions: bool = True
+    options: dict = field(default_factory=dict)
     device: str = "auto"
 
 
@@ -77,7 +74,7 @@ def check_generators(generators: dict) -> dict[str, Path]:
     found = {}
     for family, path in (generators or {}).items():
         if family not in FAMILIES:
-            raise ValueError(f"unknown generator family {family!r} (known: {', '.join(FAMILIES)})")
+            raise ValueError(f"unknown generator family {family!r} (known: {', '.join(FAMILIES.names())})")
         if path is None:
             continue
         if not (Path(path) / "config.json").is_file():
@@ -87,9 +84,17 @@ def check_generators(generators: dict) -> dict[str, Path]:
     return found
 
 
-def world_rows(world: str | os.PathLike) -> list[ManifestRow]:
-    from forensics.data.registry import create_dataset
+def family_options(family: str, given: dict | None) -> dict:
+    """A family's benchmark options: the suite's over the family's defaults; an unknown key is an error."""
+    defaults = get_generator(family).fake_options
+    given = dict(given or {})
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ValueError(f"fakes.{family}: unknown option {unknown[0]!r} (known: {', '.join(sorted(defaults)) or 'none'})")
+    return {**defaults, **given}
 
+
+def world_rows(world: str | os.PathLike) -> list[ManifestRow]:
     world = Path(world)
     if not (world / MANIFEST).is_file():
         raise ValueError(f"{world}: no synthetic world here ({MANIFEST} missing); render one with: "
@@ -97,13 +102,12 @@ def world_rows(world: str | os.PathLike) -> list[ManifestRow]:
     return [r for r in create_dataset("synthetic", world).rows() if r.label == "real"]
 
 
-def suite_fakes(ctx, generators: dict, params: dict, with_animation: bool) -> "FakeDataset":
+def suite_fakes(ctx, generators: dict, params: dict) -> "FakeDataset":
     """A suite's "make fakes" stage: the fake-video dataset under the suite's work folder, each fake that could
     not be made recorded as a failed cell (the suite goes on with the rest)."""
     with ctx.stage("make fakes"):
         plan = FakePlan(world=ctx.suite.world, out=str(ctx.work_dir / "fakes"), generators=generators,
-                        reals=params["reals"], animation=params["animation_videos"] if with_animation else {},
-                        faceswap_reconstructions=params["faceswap_reconstructions"], device=ctx.device)
+                        reals=params["reals"], options=params.get("fakes") or {}, device=ctx.device)
         data = build_fake_dataset(plan, progress=ctx.progress)
     for name, reason in data.failed:
         ctx.fail(f"fake {name}", reason)
@@ -118,17 +122,23 @@ def build_fake_dataset(plan: FakePlan, progress: bool = True) -> FakeDataset:
     out = Path(plan.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = world_rows(plan.world)
-    videos = _videos_by_identity(rows)
+    splits = {split for split, n in (plan.reals or {}).items() if n} or set(SPLITS)
     maker = _Maker(out, plan.device, progress)
     fakes: list[ManifestRow] = []
     held_out: set[str] = set()
-    if "faceswap" in checkpoints:
-        wanted = {split for split, n in {**plan.animation, **plan.reals}.items() if n} or set(SPLITS)
-        swaps, held_out = _faceswap_fakes(maker, checkpoints["faceswap"], videos, plan.faceswap_reconstructions,
-                                          wanted)
-        fakes += swaps
-    if "animation" in checkpoints:
-        fakes += _animation_fakes(maker, checkpoints["animation"], rows, videos, plan.animation)
+    for name, checkpoint in checkpoints.items():
+        family = get_generator(name)
+        options = family_options(name, plan.options.get(name))
+        loaded = family.load(checkpoint, device=maker.device)
+        maker.checkpoints[name] = loaded.sha256
+        for job in family.benchmark_fakes(loaded, rows, options, splits, maker.device):
+            if job.hold_out_real and job.target_real:
+                held_out.add(job.target_real)
+            recipe = maker.make(job.name, job.key, job.make)
+            if recipe is not None:
+                meta = {**recipe, **job.meta, **({"target_real": job.target_real} if job.target_real else {})}
+                fakes.append(ManifestRow(path=str(maker.root / job.name), label="fake", method=name,
+                                         identity=job.identity, split=job.split, source="benchmarks.fakes", meta=meta))
     required = {r.meta["target_real"] for r in fakes if r.split == "train" and "target_real" in r.meta}
     reals = pick_reals(rows, plan.reals, exclude=held_out, required=required)
     manifest_rows = [_relative(r, out) for r in reals + fakes]
@@ -142,7 +152,7 @@ def pick_reals(rows: list[ManifestRow], counts: dict, exclude: set[str] = frozen
                required: set[str] = frozenset()) -> list[ManifestRow]:
     """`counts[split]` real videos of each split, one video per identity before any second one, after the
     `required` ones (the real footage behind train fakes) of that split."""
-    rank = _video_rank(rows)
+    rank = video_rank(rows)
     picked = []
     for split, n in (counts or {}).items():
         if split not in SPLITS:
@@ -153,104 +163,12 @@ def pick_reals(rows: list[ManifestRow], counts: dict, exclude: set[str] = frozen
     return picked
 
 
-# ---------------------------------------------------------------------- families
-
-def _faceswap_fakes(maker: "_Maker", checkpoint: Path, videos: dict, reconstructions: bool, splits: set[str]
-                    ) -> tuple[list[ManifestRow], set[str]]:
-    """Swaps (and optionally reconstructions) of the pair's videos for the wanted splits; returns (rows, real
-    paths to hold out)."""
-    from forensics.faces import DetectorConfig, get_detector
-    from generators.faceswap import load_faceswap
-
-    loaded = load_faceswap(checkpoint, device=maker.device)
-    maker.checkpoints["faceswap"] = loaded.sha256
-    identities = loaded.meta.get("identities") or loaded.config.get("identities") or {}
-    names = {decoder: f"id{int(number):04d}" for decoder, number in identities.items()}
-    missing = [n for n in names.values() if n not in videos]
-    if len(names) != 2 or missing:
-        raise ValueError(f"{checkpoint}: face-swap identities {identities} are not in the world "
-                         f"({', '.join(missing) or 'need two decoders'})")
-    detector = get_detector(DetectorConfig(device=str(maker.device)))
-    rows, held_out = [], set()
-    for target_decoder, identity in names.items():
-        for index, target in enumerate(videos[identity]):
-            split = "train" if index == 0 else "test"
-            if split == "test":
-                held_out.add(target.path)
-            if split not in splits:
-                continue
-            sources = [d for d in names if d != target_decoder] + ([target_decoder] if reconstructions else [])
-            for source in sources:
-                stem = Path(target.path).stem
-                name = f"faceswap/{stem}_as_{names[source]}.mp4"
-                key = {"family": "faceswap", "checkpoint": loaded.sha256, "target": Path(target.path).name,
-                       "source": source}
-
-                def make(path: Path, target=target, source=source) -> dict:
-                    from generators.faceswap import swap_video
-                    return swap_video(loaded, target.path, path, source=source, detector=detector,
-                                      device=str(maker.device))
-
-                recipe = maker.make(name, key, make)
-                if recipe is not None:
-                    recipe["kind"] = "reconstruction" if source == target_decoder else "swap"
-                    rows.append(ManifestRow(path=str(maker.root / name), label="fake", method="faceswap",
-                                            identity=identity, split=split, source="benchmarks.fakes",
-                                            meta={**recipe, "target_real": target.path}))
-    return rows, held_out
-
-
-def _animation_fakes(maker: "_Maker", checkpoint: Path, rows: list[ManifestRow], videos: dict,
-                     counts: dict) -> list[ManifestRow]:
-    """`counts[split]` animated videos per split: drivers are the split's videos in turn, each animated from
-    the first frame of another identity of the same split (any-to-any)."""
-    from forensics.media import iter_frames, probe
-    from generators.animation import load_animation
-
-    sha = load_animation(checkpoint, device="cpu").sha256
-    maker.checkpoints["animation"] = sha
-    rank = _video_rank(rows)
-    out = []
-    for split, n in (counts or {}).items():
-        if split not in SPLITS:
-            raise ValueError(f"animation: unknown split {split!r} (splits: {', '.join(SPLITS)})")
-        drivers = sorted((r for r in rows if r.split == split), key=lambda r: (rank[r.path], r.identity or "", r.path))
-        identities = sorted({r.identity for r in drivers})
-        for i in range(min(int(n), len(drivers) * max(1, len(identities) - 1))):
-            driver = drivers[i % len(drivers)]
-            shift = 1 + i // len(drivers)
-            source_identity = identities[(identities.index(driver.identity) + shift) % len(identities)]
-            source_video = videos[source_identity][0]
-            name = f"animation/{Path(driver.path).stem}_from_{source_identity}.mp4"
-            key = {"family": "animation", "checkpoint": sha, "driver": Path(driver.path).name,
-                   "source": Path(source_video.path).name}
-
-            def make(path: Path, driver=driver, source_video=source_video) -> dict:
-                from generators.animation import animate
-                with iter_frames(source_video.path) as frames:
-                    still = next(iter(frames)).image
-                info = probe(driver.path)
-                recipe = animate(checkpoint, still, driver.path, path, output_size=min(info.width, info.height),
-                                 device=str(maker.device))
-                recipe["source"] = f"{source_video.path}#frame0"
-                return recipe
-
-            recipe = maker.make(name, key, make)
-            if recipe is not None:
-                out.append(ManifestRow(path=str(maker.root / name), label="fake", method="animation",
-                                       identity=driver.identity, split=split, source="benchmarks.fakes",
-                                       meta={**recipe, "source_identity": source_identity}))
-    return out
-
-
 # ---------------------------------------------------------------------- plumbing
 
 class _Maker:
     """Makes one fake unless recipes.jsonl already holds it under the same key (and the file is there)."""
 
     def __init__(self, root: Path, device: str, progress: bool):
-        from forensics.device import resolve_device
-
         self.root, self.progress = root, progress
         self.device = resolve_device(device)
         self.made = self.reused = 0
@@ -267,8 +185,6 @@ class _Maker:
             return dict(known["recipe"])
         path.parent.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        from forensics.media import MediaError
-
         try:
             recipe = build(path)
         except (ValueError, OSError, MediaError) as exc:     # a video without a face, a damaged file: skip that fake
@@ -287,18 +203,6 @@ class _Maker:
         if self.progress:
             print(f"made {name} ({record['seconds']} s)", file=sys.stderr)
         return dict(recipe)
-
-
-def _videos_by_identity(rows: list[ManifestRow]) -> dict[str, list[ManifestRow]]:
-    out: dict[str, list[ManifestRow]] = {}
-    for row in sorted(rows, key=lambda r: r.path):
-        out.setdefault(row.identity, []).append(row)
-    return out
-
-
-def _video_rank(rows: list[ManifestRow]) -> dict[str, int]:
-    """Position of each video among its identity's videos (0 = first)."""
-    return {row.path: i for group in _videos_by_identity(rows).values() for i, row in enumerate(group)}
 
 
 def _relative(row: ManifestRow, root: Path) -> ManifestRow:

@@ -202,7 +202,7 @@ def faceswap_quality(checkpoint: Path, world: Path, probes, work: Path, docs: Pa
 # ---------------------------------------------------------------------------------------------- animation
 
 def animation_quality_record(checkpoint: Path, world: Path, probes, docs: Path) -> dict:
-    from forensics.data.faceset import load_faceset
+    from forensics.synthetic.faceset import load_faceset
     from forensics.probes import animation_quality, landmark_nme, mtcnn_face_rate
     from forensics.tracking.figures import sample_grid
     from generators.animation import load_animation, reenact_crops

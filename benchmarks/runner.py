@@ -17,13 +17,19 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
+from benchmarks.machine import machine_info
+from benchmarks.suites import get_kind
 from forensics.io import append_jsonl, atomic_path, atomic_write_json, atomic_write_text, read_jsonl
+from forensics.tracking import start_run
 
 SUITES_DIR = Path(__file__).parent / "suites"
 RESULTS_DIR = Path("benchmarks/results")
@@ -77,10 +83,6 @@ def list_suites() -> list[tuple[str, str, Path]]:
 
 
 def load_suite(name_or_path: str | Path) -> Suite:
-    import yaml
-
-    from benchmarks.suites import get_kind
-
     path = suite_path(str(name_or_path))
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -95,7 +97,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
         raise SuiteError(f"{path}: {exc}") from None
     params = {k: v for k, v in data.items() if k not in COMMON_KEYS}
     try:
-        params = merge_defaults(module.DEFAULTS, params, "")
+        params = merge_defaults(module.defaults, params, "")
     except ValueError as exc:
         raise SuiteError(f"{path}: {exc}") from None
     return Suite(name=str(data.get("name") or path.stem), kind=kind, description=str(data.get("description") or ""),
@@ -204,10 +206,6 @@ def run_suite(suite: Suite, out_dir: str | Path | None = None, work_dir: str | P
               device: str = "auto", fresh: bool = False, command: str | None = None, progress: bool = True) -> dict:
     """Run `suite` and write <out>/<name>.json and .md; returns the JSON document ("failed_cells" lists what
     did not finish). SuiteError for a suite that cannot start."""
-    from benchmarks.machine import machine_info
-    from benchmarks.suites import get_kind
-    from forensics.tracking import start_run
-
     module = get_kind(suite.kind)
     out_dir = Path(out_dir) if out_dir else RESULTS_DIR
     work_dir = Path(work_dir or suite.work or Path("runs/bench") / suite.name)
@@ -282,8 +280,6 @@ def flatten(value, prefix: str = "") -> dict:
 
 def format_auc(summary: dict | None, ci: bool = True) -> str:
     """"0.973 [0.91, 1.00]" for a summarize_scores dict ("n/a" when undefined)."""
-    import math
-
     if not summary or summary.get("auc") is None or not math.isfinite(summary["auc"]):
         return "n/a"
     text = f"{summary['auc']:.3f}"
@@ -300,6 +296,6 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
 
 
 if __name__ == "__main__":
-    from forensics.cli.main import main as _main
-
-    sys.exit(_main(["bench", "run", *sys.argv[1:]]))
+    document = run_suite(load_suite(sys.argv[1]), progress=True)
+    print(Path(document["files"]["markdown"]).read_text(encoding="utf-8"))
+    sys.exit(1 if document["failed_cells"] else 0)

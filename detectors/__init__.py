@@ -1,6 +1,10 @@
-"""Frame detectors: timm backbones (never downloaded), a frequency branch, checkpoints and clip aggregation.
+"""Frame detectors and their whole lifecycle: build (timm backbones, never downloaded, plus a frequency
+branch), train (DetectorTask over a pluggable batch source), calibrate, predict, evaluate, save and load
+(safetensors + JSON), promote in the model registry.
 
-Importing the package registers every family (mobilenet, xception, efficientnet) in the one registry.
+Importing the package registers every architecture family (mobilenet, xception, efficientnet) and stays
+light enough for `forensics detect`; the training side (task, batches, train, calibrate, evaluate, promote)
+is imported from its modules.
 """
 from detectors import efficientnet, mobilenet, xception  # noqa: F401  (registration side effect)
 from detectors.aggregate import AGGREGATORS, aggregate_scores
@@ -8,14 +12,16 @@ from detectors.checkpoint import FORMAT, DetectorLoadError, LoadedDetector, load
 from detectors.config import DetectorConfig
 from detectors.frequency import FrequencyBranch
 from detectors.model import FrameDetector, preprocess_crops
-from detectors.registry import DEFAULT_DETECTOR, create_detector, is_detector, list_detectors, register_detector
+from detectors.predict import predict_logits
+from detectors.registry import DEFAULT_DETECTOR, DETECTORS, create_detector, is_detector, list_detectors, register_detector
 
 __all__ = [
     "AGGREGATORS",
     "DEFAULT_DETECTOR",
-    "FORMAT",
+    "DETECTORS",
     "DetectorConfig",
     "DetectorLoadError",
+    "FORMAT",
     "FrameDetector",
     "FrequencyBranch",
     "LoadedDetector",
@@ -24,6 +30,7 @@ __all__ = [
     "is_detector",
     "list_detectors",
     "load_detector",
+    "predict_logits",
     "preprocess_crops",
     "register_detector",
     "save_detector",

@@ -18,8 +18,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from detectors.model import FrameDetector
+from detectors.predict import predict_logits
 from detectors.registry import create_detector, is_detector, list_detectors
-from forensics.device import autocast, resolve_device
+from forensics.device import resolve_device
+from forensics.faces.crops import CropSpec
 from forensics.io import atomic_path, atomic_write_json, sha256_file
 from forensics.weights import one_line, state_mismatch
 
@@ -63,15 +65,14 @@ class LoadedDetector:
         z = a * np.asarray(logits, dtype=np.float64) + b
         return 0.5 * (1.0 + np.tanh(0.5 * z))  # the logistic function without overflow for large |z|
 
-    @torch.no_grad()
     def logits(self, crops, batch_size: int = 64) -> np.ndarray:
-        """Frame logits for uint8 RGB crops (preprocessed and batched here): float64 [N]."""
-        out: list[np.ndarray] = []
-        for start in range(0, len(crops), batch_size):
-            batch = self.model.preprocess(crops[start:start + batch_size]).to(self.device)
-            with autocast(self.device):
-                out.append(self.model(batch).float().cpu().numpy())
-        return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
+        """Frame logits for uint8 RGB crops (detectors.predict_logits on this model's device): float64 [N]."""
+        return predict_logits(self.model, crops, self.device, batch_size).astype(np.float64)
+
+    @property
+    def crop_spec(self) -> CropSpec:
+        """The crop this model was trained on, as the one crop function takes it."""
+        return CropSpec.from_dict(self.crop, default_size=self.model.config.input_size)
 
 
 def save_detector(directory: str | os.PathLike, model: FrameDetector, meta: dict[str, Any] | None = None) -> Path:

@@ -1,56 +1,54 @@
-"""The generator families, by name: what `forensics train generator NAME` and the harness can make.
-
-Each family package exposes one ``GENERATOR`` spec (its config dataclass with YAML presets, a task
-factory for the shared training loop, and a loader for its checkpoints); the registry imports families
-lazily so `forensics --help` does not pay for torch models it will not use.
+"""The generator families, by name: what `forensics train generator NAME`, the harness and the benchmarks
+can use. Each family package registers one GeneratorFamily (generators/family.py) when imported; built-in
+families are imported on first lookup, so `forensics --help` does not pay for torch models it will not use.
 """
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass
-from typing import Any, Callable
+import json
+from pathlib import Path
+from typing import Any
 
-FAMILIES = {"faceswap": "generators.faceswap", "animation": "generators.animation"}
+from forensics.registry import Registry
+from generators.checkpoint import CONFIG_FILE, GeneratorCheckpointError, checkpoint_dir
+from generators.family import GeneratorFamily
 
-
-@dataclass(frozen=True)
-class GeneratorSpec:
-    name: str
-    config: type                          # dataclass; config.from_preset(name_or_yaml, **overrides)
-    make_task: Callable[..., Any]         # (config, faces=None) -> TrainTask for forensics.training
-    load: Callable[..., Any]              # (checkpoint_dir, device=...) -> loaded generator
-    train: Callable[..., Any] | None = None   # (config, out_dir, run=None) -> (FitResult, model_dir)
-    description: str = ""
+FAMILIES: Registry[GeneratorFamily] = Registry("generator family", builtins={
+    "faceswap": "generators.faceswap", "animation": "generators.animation"})
 
 
-_SPECS: dict[str, GeneratorSpec] = {}
-
-
-def register_generator(spec: GeneratorSpec) -> GeneratorSpec:
-    if spec.name in _SPECS and _SPECS[spec.name] is not spec:
-        raise ValueError(f"generator {spec.name!r} is already registered")
-    _SPECS[spec.name] = spec
-    return spec
+def register_family(family: GeneratorFamily) -> GeneratorFamily:
+    return FAMILIES.add(family.name, family)
 
 
 def list_generators() -> list[str]:
-    return sorted(FAMILIES)
+    return FAMILIES.names()
 
 
-def get_generator(name: str) -> GeneratorSpec:
-    """The spec of family `name`; a one-line ValueError naming the known ones otherwise."""
-    if name not in FAMILIES:
-        raise ValueError(f"unknown generator {name!r} (known: {', '.join(list_generators())})")
-    if name not in _SPECS:
-        module = importlib.import_module(FAMILIES[name])
-        spec = getattr(module, "GENERATOR", None)
-        if spec is None:
-            raise ValueError(f"generator family {name!r} ({FAMILIES[name]}) exposes no GENERATOR spec")
-        register_generator(spec if isinstance(spec, GeneratorSpec) else GeneratorSpec(**spec))
-    return _SPECS[name]
+def get_generator(name: str) -> GeneratorFamily:
+    """The family `name`; a one-line ValueError naming the known ones otherwise."""
+    return FAMILIES.get(name)
 
 
-def create_generator(name: str, preset: str = "cpu-small", **overrides):
-    """(spec, config) for family `name` from a preset name or YAML path, with keyword overrides."""
-    spec = get_generator(name)
-    return spec, spec.config.from_preset(preset, **{k: v for k, v in overrides.items() if v is not None})
+def create_generator(name: str, preset: str = "cpu-small", **overrides) -> tuple[GeneratorFamily, Any]:
+    """(family, training config) for family `name` from a preset name or YAML path, with keyword overrides
+    (None values are ignored; a key the family's config lacks is a one-line error)."""
+    family = get_generator(name)
+    return family, family.config.from_preset(preset, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def checkpoint_family(path: str | Path) -> str:
+    """The family a generator checkpoint was written by (its config.json `family`)."""
+    directory = checkpoint_dir(Path(path))
+    try:
+        found = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8")).get("family")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
+        raise GeneratorCheckpointError(f"{directory / CONFIG_FILE}: unreadable ({' '.join(str(exc).split())})") from None
+    if not isinstance(found, str) or not found:
+        raise GeneratorCheckpointError(f"{directory}: config.json names no generator family")
+    return found
+
+
+def load_generator(path: str | Path, device="cpu", family: str | None = None) -> tuple[GeneratorFamily, Any]:
+    """(family, loaded generator) for a checkpoint of any registered family; `family` checks what it is."""
+    spec = get_generator(family or checkpoint_family(path))
+    return spec, spec.load(path, device=device)

@@ -159,7 +159,7 @@ def test_task_trains_in_the_shared_loop_with_both_optimizers(trained):
 
 
 def test_checkpoint_roundtrip_reproduces_the_trained_model(trained, tmp_path):
-    from forensics.data.faceset import load_faceset
+    from forensics.synthetic.faceset import load_faceset
     from forensics.training import load_module_weights
     from generators.animation import (GeneratorCheckpointError, build_modules, load_animation, reenact_crops,
                                       transfer)

@@ -135,7 +135,7 @@ def test_cross_generator_suite_fills_the_matrix_logs_and_resumes(world, generato
 
     suite = write_suite(tmp_path / "cg.yaml", name="cg", kind="cross_generator", description="tiny cross-generator",
                         world=str(world), generators=generators, reals={"train": 4, "val": 2, "test": 2},
-                        animation_videos={"train": 2, "val": 1, "test": 2}, faceswap_reconstructions=False,
+                        fakes={"animation": {"train": 2, "val": 1, "test": 2}, "faceswap": {"reconstructions": False}},
                         epochs=1, bootstrap=False, detector_config={"batch_size": 16, "frames_per_video": 3, "crop_size": 64,
                                                    "eval_batch_size": 64})
     out, work = tmp_path / "results", tmp_path / "work"
@@ -212,7 +212,7 @@ def test_robustness_suite_scores_every_condition_and_resumes(world_with_broken_v
     conditions = ["clean", "jpeg50", "h264_crf40"]
     suite = write_suite(tmp_path / "rb.yaml", name="rb", kind="robustness", description="tiny robustness",
                         world=str(world_with_broken_video), detector=str(detector), generators=generators,
-                        reals={"test": 3}, animation_videos={"test": 1}, faceswap_reconstructions=False,
+                        reals={"test": 3}, fakes={"animation": {"test": 1}, "faceswap": {"reconstructions": False}},
                         conditions=conditions, frames=4, bootstrap=False)
     out, work = tmp_path / "results", tmp_path / "work"
     args = ("run", str(suite), "--out", str(out), "--work", str(work), "--device", "cpu", "--quiet")

@@ -192,9 +192,13 @@ def test_create_dataset_reports_bad_names_options_and_roots_in_one_line(tmp_path
     assert_one_line_error(excinfo, tmp_path, "cannot tell the dataset layout")
 
 
-def test_third_party_adapter_registers_and_is_detected(tmp_path, monkeypatch):
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+@pytest.fixture
+def marker_cleanup():
+    yield
+    registry.DATASETS.remove("marker-test")
 
+
+def test_third_party_adapter_registers_and_is_detected(tmp_path, marker_cleanup):
     @register_dataset("marker-test")
     @dataclass
     class MarkerDataset(DatasetAdapter):
@@ -213,6 +217,7 @@ def test_third_party_adapter_registers_and_is_detected(tmp_path, monkeypatch):
     assert create_dataset("marker-test", tmp_path).rows()[0].source == "marker-test"
     with pytest.raises(ValueError, match="already registered"):
         register_dataset("ffpp")(MarkerDataset)
+    assert MarkerDataset.name == "marker-test" and registry.get_dataset_class("ffpp") is not MarkerDataset
 
 
 def test_summarize_counts_labels_methods_and_splits():

@@ -1,5 +1,5 @@
-"""forensics detect: the detection pipeline and CLI on real media made here (synthetic faces, H.264,
-damaged copies), with a real (untrained) detector, real MTCNN and real JSONL files."""
+"""forensics detect: the detection pipeline, its record and the CLI on real media made here (synthetic
+faces, H.264, damaged copies), with a real (untrained) detector, real MTCNN and real JSONL files."""
 from __future__ import annotations
 
 import json
@@ -13,14 +13,29 @@ import pytest
 from PIL import Image
 
 from forensics.cli.detect import main as detect_main
-from forensics.faces import Face
+from forensics.faces import Face, KeyframeFaces, interpolate_faces
 from forensics.io import read_jsonl
 from forensics.media import Frame, write_video
-from forensics.pipelines import KeyframeFaces, ThumbnailPool, collect_inputs, interpolate_faces
+from forensics.pipelines import (
+    NO_MODEL,
+    DetectConfig,
+    DetectPipeline,
+    DetectRecord,
+    Findings,
+    ModelInfo,
+    Observation,
+    ThumbnailPool,
+    TrackRecord,
+    collect_inputs,
+)
 from forensics.pipelines.record import TrackVerdict, media_score
 
-FIELDS = {"path", "kind", "status", "error", "score", "label", "threshold", "frames_analyzed", "faces",
-          "frame_scores", "model", "elapsed_s"}
+# The contract's fields in the order every record is written, then the extras detect always adds.
+CONTRACT = ["path", "kind", "status", "error", "score", "label", "threshold", "frames_analyzed", "faces",
+            "frame_scores", "model", "elapsed_s"]
+KEYS = CONTRACT + ["warning"]
+TRACK_KEYS = ["id", "frames", "score", "mean_score", "detections"]
+FRAME_KEYS = ["frame", "t", "track", "box", "score", "detected"]
 VIDEO_FRAMES = 10
 
 
@@ -62,6 +77,8 @@ def media(tmp_path_factory) -> dict[str, Path]:
     files["text"].write_text("this is not a video\n" * 20)
     files["tiny"] = folder / "one_pixel.png"
     Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(files["tiny"])
+    files["blank"] = folder / "blank_wall.png"                  # decodes fine, holds no face
+    Image.fromarray(np.full((120, 160, 3), 90, np.uint8)).save(files["blank"])
     (folder / "readme.txt").write_text("not media; a folder scan skips it\n")
     return files
 
@@ -85,7 +102,7 @@ def test_folder_of_good_and_bad_media(tmp_path, media, model_dir, capsys):
     records = {Path(r["path"]).name: r for r in read_jsonl(jsonl)}
     assert sorted(records) == sorted(p.name for p in media.values())   # readme.txt skipped
     for record in records.values():
-        assert FIELDS <= set(record), FIELDS - set(record)
+        assert list(record) == KEYS                    # every field, in the contract's order, no "report"
         assert record["model"]["name"] == "mobilenetv3-small" and len(record["model"]["sha256"]) == 64
         assert record["threshold"] == 0.5 and record["elapsed_s"] >= 0
 
@@ -93,15 +110,21 @@ def test_folder_of_good_and_bad_media(tmp_path, media, model_dir, capsys):
     assert video["status"] == "ok" and video["kind"] == "video" and video["error"] is None
     assert video["frames_analyzed"] == 6
     assert 0.0 <= video["score"] <= 1.0 and video["label"] == ("fake" if video["score"] >= 0.5 else "real")
-    assert len(video["faces"]) >= 1 and {"id", "frames", "score"} <= set(video["faces"][0])
+    assert len(video["faces"]) >= 1 and all(list(face) == TRACK_KEYS for face in video["faces"])
     assert {f["frame"] for f in video["frame_scores"]} <= set(range(VIDEO_FRAMES))
     for entry in video["frame_scores"]:
-        assert {"frame", "t", "track", "box", "score"} <= set(entry) and len(entry["box"]) == 4
+        assert list(entry) == FRAME_KEYS and len(entry["box"]) == 4
         assert 0.0 <= entry["score"] <= 1.0
     assert max(f["score"] for f in video["faces"]) == pytest.approx(video["score"])
 
     image = records["face.png"]
     assert image["status"] == "ok" and image["kind"] == "image" and image["frames_analyzed"] == 1
+
+    blank = records["blank_wall.png"]
+    assert blank["status"] == "no_face" and blank["kind"] == "image" and blank["frames_analyzed"] == 1
+    assert blank["score"] is None and blank["label"] is None and blank["error"] is None
+    assert blank["faces"] == [] and blank["frame_scores"] == []
+    assert f"no face       {media['blank']}" in err
 
     for name in ("empty.mp4", "truncated.mp4", "notes_not_a_video.mp4", "one_pixel.png"):
         record = records[name]
@@ -126,7 +149,20 @@ def test_records_go_to_stdout_without_jsonl(media, model_dir, capsys):
     assert err == ""                                   # --quiet: no bar, no summary
 
 
-def test_resume_skips_inputs_already_recorded(tmp_path, media, model_dir, capsys):
+def test_pipeline_record_is_typed_and_is_what_the_cli_writes(media, model_dir, capsys):
+    code, out, _ = run_cli(media["video"], "--model", model_dir, "--frames", 3, "--device", "cpu", "--quiet",
+                           capsys=capsys)
+    printed = json.loads(out)
+    pipeline = DetectPipeline.from_path(model_dir, DetectConfig(frames=3, device="cpu", thumbnails=0))
+    record = pipeline.analyse(media["video"]).record
+    assert isinstance(record, DetectRecord) and record.faces and all(isinstance(t, TrackRecord) for t in record.faces)
+    written = record.to_json()
+    assert list(written) == list(printed) == KEYS
+    assert written | {"elapsed_s": None} == printed | {"elapsed_s": None}    # the same record, field for field
+    assert json.loads(json.dumps(written, allow_nan=False)) == written        # strict JSON, lossless
+
+
+def test_resume_skips_inputs_already_recorded(tmp_path, media, model_dir, capsys, monkeypatch):
     jsonl = tmp_path / "resume.jsonl"
     assert run_cli(media["video"], "--model", model_dir, "--jsonl", jsonl, "--frames", 3, "--quiet",
                    capsys=capsys)[0] == 0
@@ -140,6 +176,10 @@ def test_resume_skips_inputs_already_recorded(tmp_path, media, model_dir, capsys
     code, _, _ = run_cli(media["video"], media["image"], "--model", model_dir, "--jsonl", jsonl, "--resume",
                          "--quiet", capsys=capsys)
     assert code == 0 and len(read_jsonl(jsonl)) == 2   # nothing left to do
+    # Nothing left to do needs no model: an empty registry is not an error then.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'empty_registry.db'}")
+    code, _, err = run_cli(media["video"], media["image"], "--jsonl", jsonl, "--resume", capsys=capsys)
+    assert code == 0 and "resuming, 2 of 2 inputs already done" in err and len(read_jsonl(jsonl)) == 2
 
 
 def test_every_frame_mode_analyses_every_frame(media, model_dir, capsys):
@@ -164,6 +204,7 @@ def test_report_writes_html(tmp_path, media, model_dir, capsys):
     pages = sorted(p for p in report_dir.glob("*.html") if p.name != "index.html")
     assert len(pages) == 2 and all(p.stat().st_size > 0 for p in pages)
     assert {Path(r["report"]).name for r in records} == {p.name for p in pages}
+    assert all(list(r) == KEYS + ["report"] for r in records)   # the extra comes last
     index = (report_dir / "index.html").read_text()
     assert all(p.name in index for p in pages)          # the run's index links both pages
 
@@ -186,8 +227,8 @@ def test_no_registered_model_exits_2_with_a_hint(tmp_path, media):
     result = subprocess.run([sys.executable, "-m", "forensics.cli.detect", str(media["image"])], cwd=tmp_path,
                             env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
+    assert result.stderr == f"forensics detect: {NO_MODEL}\n" and result.stdout == ""
     assert "make demo" in result.stderr and "--model" in result.stderr
-    assert "Traceback" not in result.stderr and result.stdout == ""
 
 
 # ---------------------------------------------------------------- pieces
@@ -252,3 +293,70 @@ def test_folder_scan_takes_media_by_extension_or_content(tmp_path):
     assert [p.relative_to(tmp_path).as_posix() for p in found] == ["a.jpg", "clip.bin", "sub/b.MP4"]
     assert collect_inputs([tmp_path / "a.jpg", tmp_path]) [0].name == "a.jpg"   # named files first, no repeats
     assert len(collect_inputs([tmp_path / "a.jpg", tmp_path])) == 3
+
+
+# ---------------------------------------------------------------- the record, built from findings
+
+
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
+
+
+def _build(observations=(), error=None, warning=None) -> DetectRecord:
+    findings = Findings(kind="video", frames_analyzed=5, warning=warning, observations=list(observations),
+                        error=error)
+    return DetectRecord.build("/clips/a.mp4", findings, ModelInfo("mobilenetv3-small", "ab" * 32), 0.5,
+                              probability=_sigmoid, aggregate=lambda logits: float(np.mean(logits)),
+                              elapsed_s=1.23456)
+
+
+def _obs(frame: int, track: int, logit: float, detected: bool = True) -> Observation:
+    return Observation(frame=frame, t=frame / 30 + 1e-7, track=track, box=np.array([10.04, 20.06, 50.0, 60.0]),
+                       logit=logit, detected=detected)
+
+
+def test_record_of_scored_faces_rounds_and_orders_like_the_contract():
+    steady = [_obs(i, 0, 2.0) for i in range(3)]
+    flicker = [_obs(1, 1, 5.0)]                       # one detection: may not decide the media score
+    record = _build(steady + flicker, warning="frames missing")
+    out = record.to_json()
+    assert list(out) == KEYS
+    assert out["status"] == "ok" and out["error"] is None and out["label"] == "fake"
+    assert out["score"] == round(float(_sigmoid(2.0)), 6) == 0.880797
+    assert out["faces"] == [
+        {"id": 0, "frames": 3, "score": 0.880797, "mean_score": 0.880797, "detections": 3},
+        {"id": 1, "frames": 1, "score": 0.993307, "mean_score": 0.993307, "detections": 1}]
+    assert [list(f) for f in out["frame_scores"]] == [FRAME_KEYS] * 4
+    assert out["frame_scores"][1] == {"frame": 1, "t": 0.0333, "track": 0, "box": [10.0, 20.1, 50.0, 60.0],
+                                      "score": 0.880797, "detected": True}
+    assert out["elapsed_s"] == 1.235 and out["frames_analyzed"] == 5 and out["warning"] == "frames missing"
+    assert out["model"] == {"name": "mobilenetv3-small", "sha256": "ab" * 32} and out["threshold"] == 0.5
+    assert json.loads(json.dumps(out, allow_nan=False)) == out
+
+
+def test_record_of_an_error_or_no_face_has_every_field_and_no_verdict():
+    failed = _build([_obs(0, 0, 2.0)], error="/clips/a.mp4: cannot decode\n  (bad   header)").to_json()
+    assert list(failed) == KEYS
+    assert failed["status"] == "error" and failed["error"] == "/clips/a.mp4: cannot decode (bad header)"
+    assert failed["score"] is None and failed["label"] is None and failed["faces"] == failed["frame_scores"] == []
+    assert failed["kind"] == "video"                  # what was known before the failure stays
+    empty = _build([]).to_json()
+    assert list(empty) == KEYS
+    assert empty["status"] == "no_face" and empty["error"] is None and empty["score"] is None
+    assert empty["label"] is None and empty["faces"] == [] and empty["frames_analyzed"] == 5
+
+
+def test_record_with_non_finite_scores_is_an_error_never_nan():
+    out = _build([_obs(0, 0, float("nan")), _obs(1, 0, 1.0)]).to_json()
+    assert out["status"] == "error" and "non-finite" in out["error"] and out["error"].startswith("/clips/a.mp4")
+    json.dumps(out, allow_nan=False)                  # raises on NaN or infinity
+
+
+def test_report_extra_only_when_a_report_was_asked_for():
+    record = _build([_obs(0, 0, -1.0)], warning="frames missing")
+    assert "report" not in record.to_json() and record.to_json()["label"] == "real"
+    linked = record.with_report("/out/a.mp4-0123456789.html").to_json()
+    assert list(linked) == KEYS + ["report"] and linked["report"] == "/out/a.mp4-0123456789.html"
+    failed = record.with_report(None, problem="report not written: OSError: disk full").to_json()
+    assert failed["report"] is None and failed["warning"] == "frames missing; report not written: OSError: disk full"
+    assert _build([]).with_report(None, problem="x").to_json()["warning"] == "x"

@@ -7,19 +7,20 @@ import pytest
 
 from forensics.faces import (
     CANONICAL_LANDMARKS_5,
-    DetectorConfig,
+    CropSpec,
     Face,
+    FaceConfig,
     FaceDetector,
+    FaceDetectorConfig,
     FaceInputError,
     FacePipeline,
     IoUTracker,
-    PipelineConfig,
     align_face,
     box_iou,
     crop_box,
     detection_size,
     faces_from_mtcnn,
-    get_detector,
+    get_face_detector,
     scale_face,
     similarity_transform,
     template_in_crop,
@@ -73,7 +74,7 @@ def draw_face(size: int = 160, skin=(224, 172, 138), background=(70, 90, 110), s
 
 @pytest.fixture(scope="module")
 def detector() -> FaceDetector:
-    return get_detector(DetectorConfig(device="cpu", batch_size=2))
+    return get_face_detector(FaceDetectorConfig(device="cpu", batch_size=2))
 
 
 def _rotation_scale(angle_deg: float, scale: float) -> np.ndarray:
@@ -306,12 +307,12 @@ def test_batch_of_mixed_sizes_and_layouts(detector):
     assert sorted(f.box[0] < 150 for f in results[5]) == [False, True]
 
 
-def test_get_detector_reuses_one_instance_per_config(detector):
-    assert get_detector(DetectorConfig(device="cpu", batch_size=2)) is detector
-    assert get_detector(DetectorConfig(device="cpu", batch_size=2), min_prob=0.95) is not detector
+def test_get_face_detector_reuses_one_instance_per_config(detector):
+    assert get_face_detector(FaceDetectorConfig(device="cpu", batch_size=2)) is detector
+    assert get_face_detector(FaceDetectorConfig(device="cpu", batch_size=2), min_prob=0.95) is not detector
     assert str(detector.device) == "cpu"
     with pytest.raises(ValueError, match="factor"):
-        DetectorConfig(factor=1.5)
+        FaceDetectorConfig(factor=1.5)
 
 
 # ---------------------------------------------------------------- pipeline
@@ -325,7 +326,7 @@ def test_pipeline_tracks_aligns_and_reports_empty_frames(detector):
         if shift is not None:
             frame[20:140, 30 + shift:150 + shift] = face
         frames.append(frame)
-    pipeline = FacePipeline(PipelineConfig(crop_size=96, margin=0.25, max_faces_per_frame=1), detector=detector)
+    pipeline = FacePipeline(CropSpec(96, 0.25), FaceConfig(max_faces_per_frame=1), device="cpu", detector=detector)
     result = pipeline.run(frames, indices=[10, 12, 14, 16, 18], times=[0.4, 0.48, 0.56, 0.64, 0.72])
 
     assert result.no_face_frames == [16]

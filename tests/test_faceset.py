@@ -6,7 +6,7 @@ import pytest
 
 
 def test_faceset_aligns_truth_onto_template_and_caches(tiny_world):
-    from forensics.data.faceset import load_faceset
+    from forensics.synthetic.faceset import load_faceset
     from forensics.faces.align import template_in_crop
     from forensics.synthetic import five_points
 
@@ -27,7 +27,7 @@ def test_faceset_aligns_truth_onto_template_and_caches(tiny_world):
 
 
 def test_faceset_rejects_a_folder_that_is_not_a_world(tmp_path):
-    from forensics.data.faceset import load_faceset
+    from forensics.synthetic.faceset import load_faceset
 
     with pytest.raises(ValueError, match="not a synthetic world"):
         load_faceset(tmp_path)

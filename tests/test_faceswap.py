@@ -73,7 +73,7 @@ def test_warps_move_the_input_but_not_the_target():
 
 
 def test_hull_mask_targets_cover_the_face_only(world):
-    from forensics.data.faceset import load_faceset
+    from forensics.synthetic.faceset import load_faceset
     from generators.faceswap.augment import hull_masks
 
     faces = load_faceset(world, size=32)
@@ -99,7 +99,8 @@ def test_task_trains_in_the_shared_loop_and_losses_decrease(trained):
 
 
 def test_checkpoint_roundtrip_without_pickle(trained):
-    from generators.faceswap import load_faceswap, load_generator
+    from generators.faceswap import load_faceswap
+    from generators.registry import load_generator
 
     task, _, ckpt = trained
     weights = ckpt / "generator.safetensors"
@@ -111,12 +112,12 @@ def test_checkpoint_roundtrip_without_pickle(trained):
     saved = task.generator.state_dict()
     for key, value in loaded.model.state_dict().items():
         assert torch.equal(value, saved[key].cpu()), key
-    modules, config = load_generator(ckpt)
-    assert set(modules) == {"generator"} and config["family"] == "faceswap"
+    family, again = load_generator(ckpt)                           # the one loader: family from config.json
+    assert family.name == "faceswap" and again.sha256 == loaded.sha256
 
 
 def test_mask_head_output_is_a_probability_map_learned_from_the_hull(trained, world):
-    from forensics.data.faceset import load_faceset
+    from forensics.synthetic.faceset import load_faceset
     from generators.faceswap import generate, load_faceswap, swap_crops
 
     faces = load_faceset(world, size=32).of_identity(1)
@@ -129,7 +130,7 @@ def test_mask_head_output_is_a_probability_map_learned_from_the_hull(trained, wo
 
 
 def test_swap_video_keeps_timing_and_leaves_the_background_alone(trained, world, tmp_path):
-    from forensics.faces import get_detector
+    from forensics.faces import get_face_detector
     from forensics.media import probe, sample_frames
     from generators.faceswap import swap_video
 
@@ -147,7 +148,7 @@ def test_swap_video_keeps_timing_and_leaves_the_background_alone(trained, world,
 
     before = [f.image.astype(np.int16) for f in sample_frames(target).frames]
     after = [f.image.astype(np.int16) for f in sample_frames(out).frames]
-    faces = get_detector().detect([b.astype(np.uint8) for b in before])
+    faces = get_face_detector().detect([b.astype(np.uint8) for b in before])
     changed = []
     for b, a, found in zip(before, after, faces):
         outside = np.ones(b.shape[:2], bool)

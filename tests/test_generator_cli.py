@@ -14,7 +14,7 @@ def test_registry_resolves_families_and_rejects_unknown_names():
         assert spec.name == name and callable(spec.make_task) and callable(spec.train)
     spec, config = create_generator("faceswap", "cpu-small", identity_a=3, identity_b=4)
     assert (config.identity_a, config.identity_b, config.size) == (3, 4, 64)
-    with pytest.raises(ValueError, match="unknown generator 'stylegan'"):
+    with pytest.raises(ValueError, match="unknown generator family 'stylegan'"):
         get_generator("stylegan")
 
 

@@ -38,11 +38,11 @@ def parts(tmp_path_factory):
     import torch
 
     from detectors import create_detector, save_detector
-    from forensics.data.faceset import load_faceset
-    from forensics.harness.config import CoevolveConfig
+    from detectors.batches import PairedFakeBatches
+    from detectors.train import fine_tune
     from forensics.harness.fakes import sbi_fakes
-    from forensics.harness.finetune import fine_tune_detector
     from forensics.synthetic import WorldConfig, generate_world
+    from forensics.synthetic.faceset import load_faceset
     from forensics.training import Trainer
     from generators.animation import AnimationConfig, train_animation
     from generators.faceswap import FaceswapConfig, make_task
@@ -69,11 +69,10 @@ def parts(tmp_path_factory):
     pseudo = sbi_fakes(faces, rows, seed=1)
     calibration = (np.r_[np.zeros(len(rows)), np.ones(len(rows))].astype(np.int64),
                    np.concatenate([faces.images[rows], pseudo]))
-    teach = CoevolveConfig(detector_batch=16, detector_lr=2e-3, sbi_fraction=1.0, replay_fraction=0.0,
-                           detector_epochs=10, generators=[])
-    fine_tune_detector(root / "detector0", root / "detector", root / "detector_ckpt", faces.images[rows],
-                       faces.landmarks[rows], faces.images[:0], faces.images[:0], calibration, teach, seed=0,
-                       device="cpu", progress=False)
+    batches = PairedFakeBatches(faces.images[rows], faces.landmarks[rows], faces.images[:0], faces.images[:0],
+                                batch_size=16, sbi_fraction=1.0, replay_fraction=0.0, seed=0)
+    fine_tune(root / "detector0", root / "detector", root / "detector_ckpt", batches, calibration, epochs=10,
+              lr=2e-3, seed=0, device="cpu", progress=False)
     return {"root": root, "world": world, "faces": faces, "held_out": held_out,
             "faceswap": root / "faceswap", "animation": root / "animation", "detector": root / "detector"}
 
@@ -160,22 +159,23 @@ def test_one_round_miniature_writes_state_records_mlflow_and_the_champion(parts,
 
 @pytest.mark.parametrize("count", [40, 37])
 def test_animation_fakes_show_every_identity_equally_and_never_self_driven(parts, count):
-    from forensics.harness.fakes import portion_indices, select_animation
+    from generators.registry import get_generator
 
     faces = parts["faces"]
     everyone = sorted(set(faces.identity.tolist()))
+    family = get_generator("animation")
     for portion in ("fit", "eval"):
-        batch = select_animation("animation", faces, everyone, portion, count, 4, np.random.default_rng(1))
+        batch = family.select_fakes("animation", None, faces, everyone, portion, count, 4, np.random.default_rng(1))
         assert len(batch) == count and not np.any(batch.source_id == batch.target_id)
         for role in (batch.source_id, batch.target_id):
             frames = [int(np.sum(role == i)) for i in everyone]
             assert max(frames) - min(frames) <= 1, (portion, frames)
-        allowed = portion_indices(faces, everyone, portion)
+        allowed = faces.portion_rows(everyone, portion)
         assert np.isin(batch.target, allowed).all() and np.isin(batch.source, allowed).all()
 
 
 def test_detector_batches_pair_each_real_with_a_new_fake_of_its_own_video(parts):
-    from forensics.harness.finetune import HarnessDetectorTask
+    from detectors.batches import PairedFakeBatches
 
     faces = parts["faces"]
     rows = np.arange(len(faces))
@@ -183,8 +183,8 @@ def test_detector_batches_pair_each_real_with_a_new_fake_of_its_own_video(parts)
     videos = np.unique(scenes)[:3]                       # new fakes from three videos only
     new_scenes = np.repeat(videos, 4)
     new_fakes = np.repeat(new_scenes.astype(np.uint8)[:, None, None, None], SIZE, 1).repeat(SIZE, 2).repeat(3, 3)
-    task = HarnessDetectorTask(parts["detector"], faces.images[rows], faces.landmarks[rows], new_fakes,
-                               new_fakes[:0], 8, 1e-3, 0.0, 0.0, real_scenes=scenes, new_scenes=new_scenes)
+    task = PairedFakeBatches(faces.images[rows], faces.landmarks[rows], new_fakes, new_fakes[:0], 8, 0.0, 0.0,
+                             real_scenes=scenes, new_scenes=new_scenes)
     rng = np.random.default_rng(0)
     for row in range(len(rows)):
         fake = task.fake("new", row, rng)
@@ -193,8 +193,8 @@ def test_detector_batches_pair_each_real_with_a_new_fake_of_its_own_video(parts)
         else:                                            # no fake of that video: any new fake
             assert int(fake[0, 0, 0]) in videos
     with pytest.raises(ValueError, match="scene labels"):
-        HarnessDetectorTask(parts["detector"], faces.images[rows], faces.landmarks[rows], new_fakes, new_fakes[:0],
-                            8, 1e-3, 0.0, 0.0, real_scenes=scenes[:-1], new_scenes=new_scenes)
+        PairedFakeBatches(faces.images[rows], faces.landmarks[rows], new_fakes, new_fakes[:0], 8, 0.0, 0.0,
+                          real_scenes=scenes[:-1], new_scenes=new_scenes)
 
 
 # ---------------------------------------------------------------- resume after Ctrl-C
@@ -268,29 +268,28 @@ def test_interrupted_run_resumes_at_the_round_and_step_it_was_in(parts, tmp_path
 
 def _fit_faces(parts):
     """The fit portion of the held-out identities (the face-swap pair is those two)."""
-    from forensics.harness.fakes import portion_indices
-
-    return parts["faces"].select(portion_indices(parts["faces"], parts["held_out"], "fit"))
+    return parts["faces"].select(parts["faces"].portion_rows(parts["held_out"], "fit"))
 
 
 @pytest.mark.parametrize("family", ["faceswap", "animation"])
 def test_evasion_fine_tune_lowers_the_frozen_detectors_logits(parts, tmp_path, family):
     from detectors import load_detector
     from forensics.harness.evasion import evade
-    from forensics.harness.fakes import draw_fakes, load_generator, select_fakes
+    from generators.registry import get_generator
 
+    spec = get_generator(family)
     config = mini_config(parts, generator_steps=8, quality_tolerance=float("inf"), max_quality_retries=0)
     faces = _fit_faces(parts)
     means = {}
     for weight in (0.0, 1.0):
-        record = evade(family, parts[family], faces, parts["detector"],
+        record = evade(family, parts[family], faces, parts["held_out"], parts["detector"],
                        dataclasses.replace(config, evasion_weight=weight), tmp_path / f"gen_{weight}",
                        tmp_path / f"work_{weight}", seed=0, device="cpu", progress=False)
         assert record["quality_guard"] == "passed" and record["checkpoint"] == str(tmp_path / f"gen_{weight}")
-        model = load_generator(family, record["checkpoint"])
-        batch = select_fakes(family, family, model, parts["faces"], parts["held_out"], "fit", 16, 4,
-                             np.random.default_rng(7))
-        fakes = draw_fakes(family, model, parts["faces"], batch).images
+        model = spec.load(record["checkpoint"])
+        batch = spec.select_fakes(family, model, parts["faces"], parts["held_out"], "fit", 16, 4,
+                                  np.random.default_rng(7))
+        fakes = spec.draw_fakes(model, parts["faces"], batch).images
         means[weight] = float(load_detector(parts["detector"]).logits(fakes).mean())
     assert means[1.0] < means[0.0], means
 
@@ -299,7 +298,7 @@ def test_quality_guard_halves_the_weight_then_keeps_the_previous_generator(parts
     from forensics.harness.evasion import evade
 
     config = mini_config(parts, generator_steps=2, quality_tolerance=-1.0, max_quality_retries=1, evasion_weight=2.0)
-    record = evade("faceswap", parts["faceswap"], _fit_faces(parts), parts["detector"], config,
+    record = evade("faceswap", parts["faceswap"], _fit_faces(parts), parts["held_out"], parts["detector"], config,
                    tmp_path / "gen", tmp_path / "work", seed=0, device="cpu", progress=False)
     assert record["quality_guard"] == "reverted" and record["checkpoint"] == str(parts["faceswap"])
     assert [a["evasion_weight"] for a in record["attempts"]] == [2.0, 1.0]

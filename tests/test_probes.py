@@ -34,7 +34,7 @@ def trained(world, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def faces(world):
-    from forensics.data.faceset import load_faceset
+    from forensics.synthetic.faceset import load_faceset
 
     return load_faceset(world, size=32)
 
@@ -60,7 +60,7 @@ def test_identity_probe_tells_identities_apart(trained, faces, world):
     embeddings = identity.embed(faces.images)
     assert np.allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-4)
     # the same frames aligned at another size and margin: the probe re-frames them to its own
-    from forensics.data.faceset import load_faceset
+    from forensics.synthetic.faceset import load_faceset
     wider = load_faceset(world, size=48, margin=0.4)
     assert np.mean(identity.predict(wider.images, margin=0.4) == wider.identity) >= 0.75
 

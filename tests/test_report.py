@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from forensics.pipelines import DetectRecord, Findings, ModelInfo, Observation
 from forensics.report import report_name, track_series, write_index, write_report
 from forensics.report.html import fallback_timeline_figure, figure_png
 
@@ -183,3 +184,21 @@ def test_track_table_shows_detections_and_mean_score_when_recorded(tmp_path):
     full = write_report(record, [], tmp_path / "full").read_text(encoding="utf-8")
     assert "Detected on" in full and "Mean frame score" in full
     assert '<td class="num">7</td>' in full and "0.764" in full
+
+
+def test_report_of_a_record_built_by_detect(tmp_path):
+    """The page of a record as detect builds it (DetectRecord.to_json): verdict, both tracks with their
+    detections and mean scores, the timeline, and the raw record without its frame scores."""
+    observations = [Observation(frame=i, t=i / 25, track=track, box=np.array([10.0, 10, 60, 60]) + 70 * track,
+                                logit=logit, detected=i % 2 == 0)
+                    for i in range(8) for track, logit in ((0, -2.0), (1, 1.5))]
+    record = DetectRecord.build(
+        str(tmp_path / "clip.mp4"), Findings(kind="video", frames_analyzed=8, observations=observations),
+        ModelInfo(**_model()), 0.5, probability=lambda x: 1 / (1 + np.exp(-np.asarray(x, np.float64))),
+        aggregate=lambda x: float(np.mean(x)), elapsed_s=0.5)
+    html = write_report(record.to_json(), [], tmp_path / "report").read_text(encoding="utf-8")
+    _assert_self_contained(html)
+    assert 'class="word">FAKE<' in html and f"{record.score:.3f}" in html
+    assert "Detected on" in html and "Mean frame score" in html and '<td class="num">4</td>' in html
+    assert "Score over time" in html and len(_images(html)) == 1
+    assert "&quot;frame_scores&quot;" not in html and "&quot;mean_score&quot;" in html

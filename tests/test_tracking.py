@@ -140,21 +140,25 @@ def test_failed_block_marks_run_failed(store):
     assert client_for(f"sqlite:///{store / 'mlflow.db'}").get_run(run.run_id).info.status == "FAILED"
 
 
+NAME = "forensics-detector"      # the tracking core registers whatever name it is given; detectors.promote owns ours
+
+
 def test_register_and_resolve_model(store):
     from detectors import create_detector, load_detector, save_detector
 
     with start_run("detectors", run_name="train") as run:
-        v1 = run.register_model(save_detector(store / "m1", create_detector(), {"threshold": 0.3}))
-        v2 = run.register_model(make_checkpoint(store / "m2", seed=2), alias="challenger")
+        v1 = run.register_model(save_detector(store / "m1", create_detector(), {"threshold": 0.3}), NAME,
+                                alias="challenger")
+        v2 = run.register_model(make_checkpoint(store / "m2", seed=2), NAME, alias="challenger")
         with pytest.raises(ValueError, match="model.safetensors"):
-            run.register_model(store / "m1" / "missing")
+            run.register_model(store / "m1" / "missing", NAME)
     assert (v1, v2) == ("1", "2")
     assert resolve_model("forensics-detector", "champion") is None           # nothing promoted yet
     assert resolve_model("no-such-model", "champion") is None
     challenger = resolve_model("forensics-detector", "challenger")           # moved to version 2
     assert json.loads((challenger / "config.json").read_text())["seed"] == 2
     set_model_alias("forensics-detector", v1, "champion")
-    champion = resolve_model()
+    champion = resolve_model(NAME, "champion")
     assert (champion / "model.safetensors").read_bytes() == (store / "m1" / "model.safetensors").read_bytes()
     loaded = load_detector(champion)
     assert loaded.threshold == 0.3 and loaded.name == "mobilenetv3-small"
@@ -181,7 +185,7 @@ def test_server_down_at_start_logs_locally(store, monkeypatch, capsys):
             run.log_metrics({"auc/sbi": 0.5 + 0.1 * step}, step=step)
         with start_run("coevolve", run_name="round-0", parent=run) as child:
             child.log_metrics({"evasion": 0.3})
-        version = run.register_model(make_checkpoint(store / "m", seed=7))
+        version = run.register_model(make_checkpoint(store / "m", seed=7), NAME, alias="challenger")
     elapsed = time.perf_counter() - started
     assert run.offline and child.offline and version == "1"
     assert elapsed < 30, f"a dead server cost {elapsed:.1f} s"
@@ -269,7 +273,7 @@ def test_server_going_away_mid_run_loses_nothing(store, mlflow_server, empty_db,
         for step in range(5):
             run.log_metrics({"train/loss": 10.0 - step}, step=step)
         run.log_dict({"epoch": 4}, "state/epoch.json")
-        version = run.register_model(ckpt)
+        version = run.register_model(ckpt, NAME, alias="challenger")
         child = start_run("detectors", run_name="child", parent=run)
         child.log_metrics({"x": 1.0}, step=0)
         online_id, child_online_id = run.run_id, child.run_id

@@ -13,7 +13,7 @@ def small_world(tmp_path_factory):
     from forensics.synthetic import WorldConfig, generate_world
 
     root = tmp_path_factory.mktemp("det_world") / "synth"
-    generate_world(root, WorldConfig(identities=10, videos_per_identity=1, frames=6, size=128, seed=5),
+    generate_world(root, WorldConfig(identities=10, videos_per_identity=2, frames=8, size=128, seed=5),
                    progress=False)
     return root
 
@@ -26,11 +26,23 @@ def store(tmp_path, monkeypatch):
     return uri
 
 
-def _train(small_world, out, *extra):
+# 64-px crops learn the self-blend in about a hundred steps on this world (Platt slope 0.7-1.2 over seeds 0-2);
+# the cpu-small preset's 128 px would need far more than a test can give, and a detector that learned nothing
+# has its calibration refused.
+LEARNS = {"detector": "mobilenetv3-small", "input_size": 64, "crop_size": 64, "frames_per_video": 8, "lr": 0.003,
+          "patience": None, "sbi": True, "augment": True, "eval_per_video": 8}
+EPOCHS = 12
+
+
+def _train(small_world, out, *extra, epochs: int = EPOCHS, config: dict | None = None):
+    import yaml
+
     from forensics.cli.main import main
 
-    return main(["train", "detector", "--root", str(small_world), "--out", str(out), "--epochs", "2",
-                 "--batch-size", "16", "--quiet", *extra])
+    preset = out.parent / f"{out.name}-preset.yaml"
+    preset.write_text(yaml.safe_dump(config or LEARNS))
+    return main(["train", "detector", "--root", str(small_world), "--out", str(out), "--config", str(preset),
+                 "--epochs", str(epochs), "--batch-size", "16", "--quiet", *extra])
 
 
 def test_train_detector_saves_calibrated_model_and_logs_to_mlflow(small_world, tmp_path, store, capsys):
@@ -48,8 +60,9 @@ def test_train_detector_saves_calibrated_model_and_logs_to_mlflow(small_world, t
     meta = loaded.meta
     assert 0.0 < meta["threshold"] < 1.0
     assert set(meta["calibration"]) == {"a", "b"}
-    assert meta["crop"] == {"size": 128, "margin": 0.25}
-    assert meta["trained"]["epochs_run"] == 2
+    assert meta["crop"] == {"size": 64, "margin": 0.25}
+    assert meta["trained"]["epochs_run"] == EPOCHS
+    assert meta["calibration"]["a"] > 0 and "calibration_refused" not in meta
     assert len(meta["data_hash"]) == 16
     assert not list(out.rglob("*.pt")) and not list(out.rglob("*.pkl"))
 
@@ -78,7 +91,7 @@ def test_train_detector_resumes_finished_run_without_retraining(small_world, tmp
     out = tmp_path / "run"
     assert _train(small_world, out, "--no-register") == 0
     state = json.loads((out / "checkpoints" / "last" / "state.json").read_text())["run"]
-    assert state["next_epoch"] == 2
+    assert state["next_epoch"] == EPOCHS
     from safetensors.numpy import load_file
 
     weights = load_file(out / "model" / "model.safetensors")
@@ -96,3 +109,22 @@ def test_train_detector_usage_errors_exit_2(small_world, tmp_path, store, capsys
     assert "unknown detector" in capsys.readouterr().err
     assert main(["train", "detector", "--root", str(tmp_path / "absent"), "--dataset", "ffpp"]) == 2
     assert main(["train", "detector", "--preset", "no-such-preset"]) == 2
+
+
+def test_a_refused_calibration_stops_training_in_one_line_and_saves_no_model(small_world, tmp_path, store,
+                                                                               capsys, monkeypatch):
+    """Whatever makes calibrate() refuse (a flat or inverted Platt fit, see test_detectors), the command says so in
+    one line, exits 1 and leaves no model behind for `forensics detect` to pick up."""
+    import detectors.train
+    from detectors.calibrate import CalibrationError
+
+    def refuse(*args, **kwargs):
+        raise CalibrationError("calibration refused: Platt slope a = -0.2 <= 0 (the detector scores these fakes "
+                               "below the reals)")
+
+    monkeypatch.setattr(detectors.train, "calibrate", refuse)
+    out = tmp_path / "refused"
+    assert _train(small_world, out, "--no-register", epochs=1) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "calibration refused" in err[0]
+    assert not (out / "model").exists() and (out / "checkpoints" / "best").is_dir()

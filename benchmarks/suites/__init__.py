@@ -1,22 +1,34 @@
 """Benchmark suite kinds: one module per `kind:` a suite YAML can name (the YAML files live here too).
 
-Each kind module offers DEFAULTS (its parameters and their defaults: a suite may set only these),
+Each kind module registers a SuiteKind: its parameters and their defaults (a suite may set only these),
 run(ctx) -> results dict, markdown(document) -> the tables, and metrics(results) -> numbers for MLflow.
-Modules are imported on first use, so `forensics bench list` does not load torch models.
+Built-in kinds are imported on first use, so `forensics bench list` does not load torch models.
 """
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
+from dataclasses import dataclass
+from typing import Callable
 
-KINDS = {
-    "cross_generator": "benchmarks.suites.cross_generator",
-    "robustness": "benchmarks.suites.robustness",
-    "speed": "benchmarks.suites.speed",
-}
+from forensics.registry import Registry
 
 
-def get_kind(kind: str | None) -> ModuleType:
-    if kind not in KINDS:
-        raise ValueError(f"unknown suite kind {kind!r} (kinds: {', '.join(KINDS)})")
-    return importlib.import_module(KINDS[kind])
+@dataclass(frozen=True)
+class SuiteKind:
+    name: str
+    defaults: dict
+    run: Callable[..., dict]
+    markdown: Callable[[dict], str]
+    metrics: Callable[[dict], dict]
+
+
+SUITE_KINDS: Registry[SuiteKind] = Registry("suite kind", builtins={
+    "cross_generator": "benchmarks.suites.cross_generator", "robustness": "benchmarks.suites.robustness",
+    "speed": "benchmarks.suites.speed"})
+
+
+def register_kind(kind: SuiteKind) -> SuiteKind:
+    return SUITE_KINDS.add(kind.name, kind)
+
+
+def get_kind(kind: str | None) -> SuiteKind:
+    return SUITE_KINDS.get(str(kind))

@@ -2,9 +2,9 @@
 only), test it on every family. The matrix's off-diagonal cells are the question deepfake detection
 lives by: does a detector trained on one manipulation catch another it never saw?
 
-Data: benchmarks.fakes makes whole fake videos of the synthetic world with the real conversion functions
-(face swap, face animation) and lists them with real videos in a manifest; the face-crop cache reads it
-like any dataset. Rows (trained on): each family's train fakes + the train reals (sbi: train reals and
+Data: benchmarks.fakes makes whole fake videos of the synthetic world on each family's product path and
+lists them with real videos in a manifest; the face-crop cache reads it like any dataset. Any registered
+generator family can be a row and a column: name its checkpoint under `generators:`. Rows (trained on): each family's train fakes + the train reals (sbi: train reals and
 their self-blended copies). Columns (tested on): the test reals against one family's test fakes (sbi:
 against self-blended copies of the test reals). AUC at frame and video level, with bootstrap CIs.
 """
@@ -15,22 +15,39 @@ import json
 from pathlib import Path
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
-from forensics.data.cache import FaceCache
+from benchmarks.fakes import family_options, suite_fakes
+from benchmarks.runner import SuiteError, format_auc, markdown_table
+from benchmarks.suites import SuiteKind, register_kind
+from detectors.batches import evaluation_samples
+from detectors.checkpoint import load_detector
+from detectors.evaluate import score_report
+from detectors.predict import predict_logits
+from detectors.task import DetectorTrainConfig
+from detectors.train import train_detector
+from forensics.data.cache import CacheConfig, FaceCache
+from forensics.data.crops import CropSet
+from forensics.data.registry import create_dataset
+from forensics.device import resolve_device
+from forensics.io import atomic_write_json
+from forensics.tracking import start_run
+from generators.registry import get_generator
 
-FAMILIES = ("faceswap", "animation", "sbi")
+SBI = "sbi"                               # the self-blended pseudo-fakes: a row and a column like a family
 LEVELS = ("video", "frame")
 
 DEFAULTS = {
-    "generators": {"faceswap": "runs/faceswap", "animation": "runs/animation"},
+    "generators": {"faceswap": "runs/faceswap", "animation": "runs/animation"},   # family -> checkpoint
     "reals": {"train": 16, "val": 6, "test": 12},             # real videos per split
-    "animation_videos": {"train": 16, "val": 6, "test": 12},  # animated fakes per split
-    "faceswap_reconstructions": True,    # also pass each video through its own identity's decoder
+    "fakes": {},                         # family -> its benchmark options (e.g. animation: {train: 16, ...})
     "preset": "cpu-small",               # DetectorTrainConfig preset
     "epochs": None,                      # None: the preset's
     "detector_config": {},               # any other DetectorTrainConfig key
-    "train_on": list(FAMILIES),
-    "test_on": list(FAMILIES),
+    "train_on": ["faceswap", "animation", SBI],
+    "test_on": ["faceswap", "animation", SBI],
     "balance_fakes": True,               # repeat a family's few train fakes to match the real crops
     "bootstrap": True,                   # 95% CIs (videos resampled whole)
     "seed": 0,
@@ -61,28 +78,26 @@ class FamilyCache(FaceCache):
 
 
 def run(ctx) -> dict:
-    from benchmarks.fakes import suite_fakes
-    from benchmarks.runner import SuiteError
-    from forensics.data.cache import CacheConfig
-    from forensics.data.registry import create_dataset
-    from forensics.training.detector_task import DetectorTrainConfig
-
     p = ctx.params
+    named = sorted({f for f, path in (p["generators"] or {}).items() if path})
     for key in ("train_on", "test_on"):
-        bad = [f for f in p[key] if f not in FAMILIES]
+        bad = [f for f in p[key] if f != SBI and f not in named]
         if bad or not p[key]:
-            raise SuiteError(f"{key}: {bad or 'empty'}; families are {', '.join(FAMILIES)}")
-    needed = {f for f in p["train_on"] + p["test_on"] if f != "sbi"}
+            raise SuiteError(f"{key}: {bad or 'empty'}; rows and columns are {SBI} and the families under "
+                             f"generators ({', '.join(named) or 'none'})")
+    needed = {f for f in p["train_on"] + p["test_on"] if f != SBI}
     generators = {f: path for f, path in (p["generators"] or {}).items() if f in needed}
-    for family in needed - {f for f, path in generators.items() if path}:
-        raise SuiteError(f"{family} is in train_on/test_on but generators.{family} is not set")
+    try:
+        options = {f: family_options(f, (p["fakes"] or {}).get(f)) for f in generators}
+    except ValueError as exc:
+        raise SuiteError(str(exc)) from None
     try:
         config = DetectorTrainConfig.from_preset(p["preset"], epochs=p["epochs"], seed=p["seed"], device=ctx.device,
                                                  **(p["detector_config"] or {}))
     except (TypeError, ValueError, OSError) as exc:
         raise SuiteError(f"detector settings: {' '.join(str(exc).split())}") from None
 
-    data = suite_fakes(ctx, generators, p, with_animation="animation" in needed)
+    data = suite_fakes(ctx, generators, {**p, "fakes": options})
     with ctx.stage("preprocess"):
         rows = create_dataset("auto", data.root).rows()
         cache = FaceCache(data.root / "face_cache", CacheConfig(frames=config.frames_per_video,
@@ -126,7 +141,7 @@ def run(ctx) -> dict:
                         "cache": {"processed": report.processed, "skipped": report.skipped,
                                   "no_face": report.no_face}},
                "detector": config.to_dict(), "cells_reused": cells.reused}
-    ctx.notes.extend(notes(data, matrix_rows, p))
+    ctx.notes.extend(notes(data, matrix_rows, p, options))
     if matrix_rows:
         ctx.save_figure(heatmap_figure(results["matrix"], p["train_on"], p["test_on"]), "heatmap")
     return results
@@ -134,15 +149,11 @@ def run(ctx) -> dict:
 
 def train_row(ctx, cache: FaceCache, family: str, config, fingerprint: str) -> tuple[Path, dict]:
     """Train one row's detector (resuming an interrupted one of the same fingerprint); (model dir, summary)."""
-    from forensics.io import atomic_write_json
-    from forensics.pipelines.train_detector import train_detector
-    from forensics.tracking import start_run
-
-    view = FamilyCache(cache, None if family == "sbi" else family, balance=ctx.params["balance_fakes"])
-    val_has_family = family == "sbi" or any(e.label == "fake" for e in view.entries(split="val"))
+    view = FamilyCache(cache, None if family == SBI else family, balance=ctx.params["balance_fakes"])
+    val_has_family = family == SBI or any(e.label == "fake" for e in view.entries(split="val"))
     # Without the family's fakes in validation the loop would stop early on how well it spots self-blended
     # fakes, a different question: such rows train their full epochs.
-    config = dataclasses.replace(config, sbi=family == "sbi",
+    config = dataclasses.replace(config, sbi=family == SBI,
                                  patience=config.patience if val_has_family else None)
     out_dir = ctx.work_dir / "detectors" / family
     marker = out_dir / "fingerprint.json"
@@ -152,15 +163,16 @@ def train_row(ctx, cache: FaceCache, family: str, config, fingerprint: str) -> t
     params = {**{k: v for k, v in config.to_dict().items() if k != "extra"}, "trained_on": family}
     with start_run("benchmarks", run_name=f"{ctx.suite.name}/train-{family}", params=params,
                    tags={"kind": "benchmark-row", "suite": ctx.suite.name}, parent=ctx.run) as run:
-        result = train_detector(config, view, out_dir, run=run, resume=resume, register=False,
-                                progress=ctx.progress)
+        result = train_detector(config, view, out_dir, run=run, resume=resume, register_as=None,
+                                progress=ctx.progress, keep_refused=True)
     train = [e for e in view.entries(split="train")]
     summary = {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
                "stopped_early": result.stopped_early, "model_dir": str(result.model_dir),
                "train_videos": {"real": len({e.source for e in train if e.label != "fake"}),
                                 "fake": len({e.source for e in train if e.label == "fake"})},
                "validation_fakes": family if val_has_family else "sbi (no validation fakes of this family)",
-               "validation_video_auc": (result.validation or {}).get("video", {}).get("auc")}
+               "validation_video_auc": (result.validation or {}).get("video", {}).get("auc"),
+               "calibration_refused": result.calibration_refused}
     return Path(result.model_dir), summary
 
 
@@ -169,16 +181,14 @@ class TestSet:
     model is run over all of it once and each column is a slice."""
 
     def __init__(self, cache: FaceCache, columns: list[str], seed: int):
-        from forensics.data.crops import CropSet, evaluation_samples
-
         crops = CropSet(cache, "test")
         if not crops.reals:
             raise ValueError(f"{cache.root}: no real test crops (is the test split empty?)")
         real_videos = {r.video for r in crops.reals}
         self.samples = [crops.real_sample(r) for r in crops.refs]
-        if "sbi" in columns:
+        if SBI in columns:
             reals_only = crops.subset(lambda v: v in real_videos)
-            self.samples += [s for s in evaluation_samples(reals_only, seed=seed, pseudo_fakes=True) if s.method == "sbi"]
+            self.samples += [s for s in evaluation_samples(reals_only, seed=seed, pseudo_fakes=True) if s.method == SBI]
         methods = np.array([s.method for s in self.samples])
         self.columns = {c: np.flatnonzero((methods == "real") | (methods == c)) for c in columns}
 
@@ -187,10 +197,6 @@ class TestSet:
         return {m: methods.count(m) for m in sorted(set(methods))}
 
     def score(self, model_dir: Path, config, device: str, ci: bool) -> dict:
-        from detectors import load_detector
-        from forensics.device import resolve_device
-        from forensics.training.detector_task import predict_logits, score_report
-
         target = resolve_device(device)
         model = load_detector(model_dir, device=target).model
         logits = predict_logits(model, [s.image for s in self.samples], target, config.eval_batch_size)
@@ -214,25 +220,21 @@ def _auc(rows: dict, train: str, test: str, level: str) -> float | None:
         return None
 
 
-def notes(data, rows: dict, p: dict) -> list[str]:
+def notes(data, rows: dict, p: dict, options: dict) -> list[str]:
     out = []
-    if "faceswap" in data.checkpoints:
-        out.append("faceswap: one checkpoint covers one identity pair, so its train fakes are the pair's first "
-                   "videos and its test fakes the pair's other videos: that column shares identities (not "
-                   "footage) between train and test; the reals of those test videos are left out of the data."
-                   + (" Each video is swapped to the other identity and also reconstructed through its own "
-                      "identity's decoder (same encode/decode/blend pipeline)." if p["faceswap_reconstructions"]
-                      else ""))
-    if "animation" in data.checkpoints:
-        out.append("animation: any-to-any, sources and drivers from one split's identities, so train and test "
-                   "identities are disjoint; the video is the generated face crop, upscaled to the driver's size.")
-    if "sbi" in p["test_on"]:
+    for family in data.checkpoints:
+        out += get_generator(family).benchmark_notes(options.get(family, {}))
+    if SBI in p["test_on"]:
         out.append("sbi column: self-blended copies of the test reals (made on the crops, not videos).")
     for family, row in rows.items():
         validation = row.get("training", {}).get("validation_fakes", "")
         if validation.startswith("sbi (no"):
             out.append(f"{family} row: no {family} fakes in the validation split; it trained all its epochs and "
                        f"its best epoch and threshold were picked on self-blended validation fakes.")
+    for family, row in rows.items():
+        refused = row.get("training", {}).get("calibration_refused")
+        if refused:
+            out.append(f"{family} row: {refused} (AUC is threshold-free; its threshold is not meaningful).")
     if p["balance_fakes"]:
         out.append("A family's train fake videos are repeated to match the real train crops (augmentation "
                    "differs per repeat).")
@@ -242,10 +244,6 @@ def notes(data, rows: dict, p: dict) -> list[str]:
 def heatmap_figure(matrix: dict, train_on: list[str], test_on: list[str]):
     """AUC matrices (one panel per level) with the values written in the cells: rows trained on, columns
     tested on; 0.5 (chance) is the neutral colour."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Rectangle
-
     levels = [level for level in LEVELS if level in matrix]
     fig = Figure(figsize=(1.6 + 2.3 * len(levels) * max(1, len(test_on)) / 2.4, 1.2 + 0.75 * len(train_on)),
                  dpi=100, layout="constrained")
@@ -272,8 +270,6 @@ def heatmap_figure(matrix: dict, train_on: list[str], test_on: list[str]):
 
 
 def markdown(document: dict) -> str:
-    from benchmarks.runner import format_auc, markdown_table
-
     results = document["results"]
     train_on, test_on, rows = results["train_on"], results["test_on"], results["rows"]
     parts = []
@@ -309,3 +305,6 @@ def metrics(results: dict) -> dict:
                 if value is not None and np.isfinite(value):
                     out[f"{level}_auc/train_{t}/test_{c}"] = float(value)
     return out
+
+
+KIND = register_kind(SuiteKind("cross_generator", DEFAULTS, run, markdown, metrics))

@@ -12,16 +12,30 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from benchmarks.fakes import family_options, suite_fakes
+from benchmarks.perturb import parse_condition, perturb_video
+from benchmarks.runner import SuiteError, format_auc, markdown_table
+from benchmarks.suites import SuiteKind, register_kind
+from detectors.checkpoint import load_detector
+from detectors.promote import CHAMPION, MODEL_NAME, resolve
+from forensics.data.registry import create_dataset
+from forensics.device import resolve_device
+from forensics.media import MediaError
+from forensics.metrics import summarize_scores
+from forensics.pipelines import DetectConfig, DetectPipeline
+from generators.registry import get_generator
 
 DEFAULT_DETECTOR = "runs/detector_sbi/model"
 CONDITIONS = ["clean", "jpeg90", "jpeg70", "jpeg50", "h264_crf23", "h264_crf40", "downscale0.5", "blur1.5", "noise8"]
 
 DEFAULTS = {
-    "detector": None,        # a model dir; None: runs/detector_sbi/model if present, else forensics-detector@champion
-    "generators": {"faceswap": "runs/faceswap", "animation": "runs/animation"},
-    "reals": {"test": 12},
-    "animation_videos": {"test": 12},
-    "faceswap_reconstructions": True,
+    "detector": None,        # a model dir; None: runs/detector_sbi/model if present, else the registered champion
+    "generators": {"faceswap": "runs/faceswap", "animation": "runs/animation"},   # family -> checkpoint
+    "reals": {"test": 12},   # real videos per split (fakes are made for the same splits)
+    "fakes": {},             # family -> its benchmark options (e.g. animation: {test: 12})
     "conditions": list(CONDITIONS),
     "frames": 16,            # frames sampled per video by the detect pipeline
     "carrier_crf": 0,        # H.264 CRF that carries the per-frame conditions (0: x264 lossless mode)
@@ -31,32 +45,20 @@ DEFAULTS = {
 
 
 def resolve_detector(given: str | None) -> Path:
-    from benchmarks.runner import SuiteError
-
     if given:
         if not Path(given).exists():
             raise SuiteError(f"{given}: no such detector model (train one: forensics train detector --out DIR)")
         return Path(given)
     if (Path(DEFAULT_DETECTOR) / "config.json").is_file():
         return Path(DEFAULT_DETECTOR)
-    from forensics.tracking import resolve_model
-
-    champion = resolve_model("forensics-detector", "champion")
+    champion = resolve(CHAMPION)
     if champion is None:
-        raise SuiteError(f"no detector: {DEFAULT_DETECTOR} is absent and no forensics-detector@champion is "
+        raise SuiteError(f"no detector: {DEFAULT_DETECTOR} is absent and no {MODEL_NAME}@{CHAMPION} is "
                          "registered; train one with: forensics train detector (or set `detector:` in the suite)")
     return champion
 
 
 def run(ctx) -> dict:
-    from benchmarks.fakes import suite_fakes
-    from benchmarks.perturb import parse_condition
-    from benchmarks.runner import SuiteError
-    from detectors import load_detector
-    from forensics.data.registry import create_dataset
-    from forensics.device import resolve_device
-    from forensics.pipelines import DetectConfig, DetectPipeline
-
     p = ctx.params
     try:
         conditions = [parse_condition(c) for c in p["conditions"]]
@@ -70,7 +72,11 @@ def run(ctx) -> dict:
     except ValueError as exc:
         raise SuiteError(str(exc)) from None
     generators = {f: path for f, path in (p["generators"] or {}).items() if path}
-    data = suite_fakes(ctx, generators, p, with_animation="animation" in generators)
+    try:
+        options = {f: family_options(f, (p["fakes"] or {}).get(f)) for f in generators}
+    except ValueError as exc:
+        raise SuiteError(str(exc)) from None
+    data = suite_fakes(ctx, generators, {**p, "fakes": options})
     rows = [r for r in create_dataset("auto", data.root).rows() if r.split == "test"]
     if not any(r.label == "real" for r in rows) or not any(r.label == "fake" for r in rows):
         raise SuiteError(f"{data.root}: the test set needs real and fake videos (reals.test, generators)")
@@ -104,18 +110,14 @@ def run(ctx) -> dict:
         "found gets no verdict and is left out of that condition's AUC (counted under 'no face').",
         f"Detector: {model_path} ({loaded.name}); it never saw these generators' fakes unless it was trained on them.",
     ])
-    if "faceswap" in families:
-        ctx.notes.append("faceswap fakes show the checkpoint's identity pair (train-split identities of the world); "
-                         "the test reals are test-split identities.")
+    for family in data.checkpoints:
+        ctx.notes.extend(get_generator(family).benchmark_notes(options.get(family, {})))
     ctx.save_figure(auc_figure(results["conditions"], [c.name for c in conditions], families), "auc")
     return results
 
 
 def score_video(ctx, cells, pipeline, condition, row, root: Path) -> dict:
     """One video under one condition: degrade (unless clean), run the detect pipeline, log the cell."""
-    from benchmarks.perturb import perturb_video
-    from forensics.media import MediaError
-
     name = Path(row.path).name if row.label == "real" else f"{row.method}/{Path(row.path).name}"
     cell = f"{condition.name}|{name}"
     done = cells.done(cell)
@@ -129,7 +131,7 @@ def score_video(ctx, cells, pipeline, condition, row, root: Path) -> dict:
             made = perturb_video(row.path, target, condition, carrier_crf=ctx.params["carrier_crf"])
             entry["bytes"] = made["bytes"]
             path = target
-        record = pipeline.analyse(path).record
+        record = pipeline.analyse(path).record.to_json()
         if condition.kind != "clean" and not ctx.params["keep_videos"]:
             path.unlink(missing_ok=True)
     except (ValueError, OSError, MediaError) as exc:
@@ -155,8 +157,6 @@ def _without_frames(record: dict) -> dict:
 
 def summarise(records: list[dict], families: list[str], threshold: float, ci: bool) -> dict:
     """Video- and frame-level metrics, all fakes and per family, over the videos that got a verdict."""
-    from forensics.metrics import summarize_scores
-
     scored = [r for r in records if r.get("status") == "ok" and r.get("score") is not None]
     out = {"videos": len(records), "no_face": sum(r.get("status") == "no_face" for r in records),
            "errors": sum(r.get("status") == "error" for r in records), "by": {}}
@@ -176,9 +176,6 @@ def summarise(records: list[dict], families: list[str], threshold: float, ci: bo
 
 def auc_figure(conditions: dict, order: list[str], families: list[str]):
     """Video-level (solid) and frame-level (dashed) AUC per condition, one colour per fake family."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     fig = Figure(figsize=(max(6.5, 1.5 + 0.8 * len(order)), 4.2), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -200,8 +197,6 @@ def auc_figure(conditions: dict, order: list[str], families: list[str]):
 
 
 def markdown(document: dict) -> str:
-    from benchmarks.runner import format_auc, markdown_table
-
     results = document["results"]
     families = results["families"]
     header = ["condition", "what", "video AUC, all fakes [95% CI]", *(f"video AUC, {f}" for f in families),
@@ -233,3 +228,6 @@ def metrics(results: dict) -> dict:
                 if value is not None and np.isfinite(value):
                     out[f"{level}_auc/{name}/{family}"] = float(value)
     return out
+
+
+KIND = register_kind(SuiteKind("robustness", DEFAULTS, run, markdown, metrics))

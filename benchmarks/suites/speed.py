@@ -6,6 +6,10 @@ it through the suite runner so its figures land in the `benchmarks` experiment a
 """
 from __future__ import annotations
 
+from benchmarks import detect_speed
+from benchmarks.runner import SuiteError, markdown_table
+from benchmarks.suites import SuiteKind, register_kind
+
 DEFAULTS = {
     "seconds": 10.0,     # clip length at 25 fps
     "repeats": 3,        # runs per setting; the median quiet run is reported
@@ -14,9 +18,6 @@ DEFAULTS = {
 
 
 def run(ctx) -> dict:
-    from benchmarks import detect_speed
-    from benchmarks.runner import SuiteError
-
     p = ctx.params
     if not (p["seconds"] > 0 and int(p["repeats"]) >= 1 and p["max_wait"] >= 0):
         raise SuiteError("speed: seconds must be > 0, repeats >= 1, max_wait >= 0")
@@ -35,8 +36,6 @@ def run(ctx) -> dict:
 
 
 def markdown(document: dict) -> str:
-    from benchmarks.runner import markdown_table
-
     results = document["results"]
     clip = results["clip"]
     stages = sorted({s for e in results["every_frame"].values() for s in e["stages_ms_per_frame"]})
@@ -62,3 +61,6 @@ def metrics(results: dict) -> dict:
     summary = results.get("summary", {})
     keys = ("every_frame_fps", "every_frame_fps_best", "verdict_s_frames_32", "verdict_cli_cold_s_frames_32")
     return {k: float(summary[k]) for k in keys if isinstance(summary.get(k), (int, float))}
+
+
+KIND = register_kind(SuiteKind("speed", DEFAULTS, run, markdown, metrics))

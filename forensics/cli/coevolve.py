@@ -2,7 +2,8 @@
 
 Thin over forensics.harness.run_coevolution: options become a CoevolveConfig, errors a one-line message
 (exit 2 for what the user must fix: a missing checkpoint, a resolution mismatch, an unknown family, an
-output folder made with another config), and the rounds a table at the end.
+output folder made with another config), and the rounds a table at the end. Heavy imports are deferred
+into the functions so `--help` is fast.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ examples:
   forensics coevolve --detector runs/detector/model                  # cpu-small: runs/faceswap + runs/animation
   forensics coevolve --rounds 1 --detector runs/detector_sbi/model --no-register --out /tmp/coevolve_try
   forensics coevolve --faceswap runs/swap37 --animation runs/animation --rounds 5
+  forensics coevolve --generator faceswap=runs/swap37 --generator myfamily=runs/mine
   forensics coevolve --preset gpu --device cuda --faceswap runs/faceswap-gpu --animation runs/animation-gpu
   forensics coevolve --preset my_experiment.yaml --json > rounds.json
 Interrupted? Run the same command again: it resumes at the step it was in (rounds extend with --rounds).
@@ -39,6 +41,9 @@ def add_parser(sub) -> None:
                    help="face-swap checkpoint folder (repeatable; with --animation replaces the preset's list)")
     p.add_argument("--animation", action="append", default=None, metavar="CKPT",
                    help="animation checkpoint folder (repeatable)")
+    p.add_argument("--generator", action="append", default=None, metavar="FAMILY=CKPT",
+                   help="a checkpoint of any registered generator family (repeatable; --faceswap X is "
+                        "--generator faceswap=X)")
     p.add_argument("--rounds", type=int, default=None, help="number of rounds (a rerun with more extends a run)")
     p.add_argument("--identities", type=int, nargs="+", default=None,
                    help="held-out identity ids (default: the world's test split)")
@@ -55,13 +60,23 @@ def add_parser(sub) -> None:
 def build_config(args):
     from forensics.harness import CoevolveConfig
 
+    given = [f"faceswap={p}" for p in args.faceswap or []] + [f"animation={p}" for p in args.animation or []]
+    given += list(args.generator or [])
     generators = None
-    if args.faceswap or args.animation:
+    if given:
+        pairs = []
+        for item in given:
+            family, sep, path = item.partition("=")
+            if not sep or not family or not path:
+                raise ValueError(f"--generator {item!r}: expected FAMILY=CHECKPOINT_FOLDER")
+            pairs.append((family, path))
+        counts = {f: sum(1 for g, _ in pairs if g == f) for f, _ in pairs}
+        seen: dict[str, int] = {}
         generators = []
-        for family, paths in (("faceswap", args.faceswap or []), ("animation", args.animation or [])):
-            for k, path in enumerate(paths):
-                name = family if len(paths) == 1 else f"{family}_{k + 1}"
-                generators.append({"family": family, "checkpoint": path, "name": name})
+        for family, path in pairs:
+            seen[family] = seen.get(family, 0) + 1
+            name = family if counts[family] == 1 else f"{family}_{seen[family]}"
+            generators.append({"family": family, "checkpoint": path, "name": name})
     if args.rounds is not None and args.rounds < 1:
         raise ValueError("--rounds must be at least 1")
     return CoevolveConfig.from_preset(args.preset, world=args.world, detector=args.detector, generators=generators,
@@ -70,14 +85,16 @@ def build_config(args):
 
 
 def run(args) -> int:
+    from detectors.promote import CHALLENGER, CHAMPION, MODEL_NAME
     from forensics.harness import run_coevolution
+    from forensics.harness.report import rounds_table
 
     try:
         config = build_config(args)
         for g in config.generators:
             if not Path(g["checkpoint"]).exists():
                 raise ValueError(f"{g['checkpoint']}: no such {g['family']} checkpoint folder")
-        if config.detector != "champion" and not Path(config.detector).exists():
+        if config.detector not in (CHAMPION, CHALLENGER) and not Path(config.detector).exists():
             raise ValueError(f"{config.detector}: no such detector folder")
     except (ValueError, TypeError, OSError) as exc:
         return _usage(" ".join(str(exc).split()))
@@ -95,37 +112,10 @@ def run(args) -> int:
         champion = summary.get("champion") or {}
         print(f"\n{len(records)} round(s) in {(time.perf_counter() - started) / 60:.1f} min -> {args.out}")
         print(f"final detector: {champion.get('path')}"
-              + (f" (registered forensics-detector version {champion['version']}, alias champion)"
+              + (f" (registered {MODEL_NAME} version {champion['version']}, alias {CHAMPION})"
                  if champion.get("version") else ""))
         print(f"MLflow: experiment 'coevolve', parent run {summary.get('parent_run_id')}  (open with: forensics ui)")
     return 0
-
-
-def rounds_table(records: list[dict]) -> str:
-    """Per round and generator: AUC and evasion rate before / after retraining / after the generator's evasion
-    fine-tune, and what the quality guard decided."""
-    header = (f"{'round':>5}  {'generator':<12} {'AUC: before':>11} {'retrained':>9} {'evaded':>7}   "
-              f"{'evasion: before':>15} {'retrained':>9} {'evaded':>7}   {'quality guard':<13} {'weight':>6}")
-    lines = [header, "-" * len(header)]
-    for record in records:
-        for name, f in record["families"].items():
-            lines.append(f"{record['round']:>5}  {name:<12} {_num(f['auc_before']):>11} {_num(f['auc_retrained']):>9} "
-                         f"{_num(f['auc_after']):>7}   {_pct(f['evasion_before']):>15} "
-                         f"{_pct(f['evasion_retrained']):>9} {_pct(f['evasion_after']):>7}   "
-                         f"{f['quality_guard']:<13} {f['evasion_weight']:>6.3g}")
-        sbi = record.get("sbi") or {}
-        lines.append(f"{record['round']:>5}  {'sbi':<12} {_num(sbi.get('auc_before')):>11} "
-                     f"{_num(sbi.get('auc_retrained')):>9} {'':>7}   {_pct(sbi.get('evasion_rate_before')):>15} "
-                     f"{_pct(sbi.get('evasion_rate_retrained')):>9}")
-    return "\n".join(lines)
-
-
-def _num(value) -> str:
-    return "n/a" if value is None or value != value else f"{value:.3f}"
-
-
-def _pct(value) -> str:
-    return "n/a" if value is None or value != value else f"{100 * value:.1f}%"
 
 
 def _usage(message: str) -> int:

@@ -1,5 +1,6 @@
 """`forensics demo`: the project's main job end to end (what `make demo` runs); the recipe itself lives in
-forensics.pipelines.demo, this module only parses arguments and prints where everything went."""
+forensics.pipelines.demo, this module only parses arguments and prints where everything went (heavy imports
+are deferred into the functions so `--help` is fast)."""
 from __future__ import annotations
 
 import argparse
@@ -68,7 +69,7 @@ def run(args) -> int:
 def print_rounds(rounds: list[dict]) -> None:
     """The table of rounds: detector AUC on each family's fresh fakes before retraining, after retraining,
     and after the generators' evasion fine-tune."""
-    from forensics.cli.coevolve import rounds_table
+    from forensics.harness.report import rounds_table
 
     print()
     print(rounds_table(rounds))

@@ -1,18 +1,21 @@
 """`forensics detect`: score videos and images for manipulated faces, one JSON record per input.
 
-Records follow the contract in ARCHITECTURE.md. With --jsonl each record is appended and flushed as soon
-as its input finishes, so an interrupted run keeps its work and --resume carries on after it.
+Records follow the contract in docs/ARCHITECTURE.md. With --jsonl each record is appended and flushed as soon
+as its input finishes, so an interrupted run keeps its work and --resume carries on after it. The work is
+forensics.pipelines.scan; this module parses and checks arguments, finds the model, prints, and exits.
+Heavy imports (torch, the pipeline) are deferred into the functions so that `--help` stays fast.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from forensics.pipelines.record import DetectRecord
 
 USAGE_ERROR = 2
-NO_MODEL = ("forensics detect: no detector model given and none is registered as forensics-detector@champion; "
-            "train one with `make demo` (or `forensics train detector`), or pass --model PATH")
 
 EXAMPLES = """\
 examples:
@@ -74,138 +77,49 @@ def check_args(args) -> str | None:
     return None
 
 
-def find_model(explicit: str | None) -> Path | None:
+def find_model(explicit: str | None) -> Path:
+    """--model if given, else the registered champion. ScanError (a usage error) when nothing is registered
+    or the registry cannot be read: one line, never a traceback."""
     if explicit:
         return Path(explicit)
+    from detectors.promote import resolve
+    from forensics.pipelines.scan import NO_MODEL, ScanError
+
     try:
-        from forensics.tracking import resolve_model
-    except ImportError:
-        return None
-    return resolve_model(name="forensics-detector", alias="champion")
+        found = resolve()
+    except Exception as err:  # noqa: BLE001 - registry trouble of any kind
+        raise ScanError(f"cannot look up the registered model ({type(err).__name__}: "
+                        f"{' '.join(str(err).split())})") from err
+    if found is None:
+        raise ScanError(NO_MODEL)
+    return found
 
 
 def run(args) -> int:
-    from forensics.io import read_jsonl
-    from forensics.pipelines import DetectConfig, InputError, collect_inputs, done_paths, path_key
+    from forensics.pipelines import DetectConfig
+    from forensics.pipelines.scan import ScanError, print_summary, scan
 
     problem = check_args(args)
     if problem:
         return usage(problem)
+    config = DetectConfig(frames=args.frames or 32, every=args.every, detect_every=args.detect_every,
+                          batch_size=args.batch_size, device=args.device)
     try:
-        inputs = collect_inputs(args.inputs)
-    except InputError as err:
+        # The model is looked up only if some input still needs it (a finished --resume needs none).
+        result = scan(args.inputs, lambda: find_model(args.model), config, jsonl=args.jsonl,
+                      report_dir=args.report, resume=args.resume, progress=not args.quiet,
+                      on_record=print_errors if args.quiet else print_summary)
+    except ScanError as err:
         return usage(str(err))
-    if not inputs:
-        return usage(f"no media files found in {' '.join(args.inputs)}")
-    reports = None
-    if args.report:
-        try:
-            reports = Reports(Path(args.report))
-        except ImportError:
-            return usage("--report: HTML reports are not available in this installation")
-
-    done = done_paths(read_jsonl(args.jsonl)) if args.resume else {}
-    todo = [p for p in inputs if path_key(p) not in done]
-    statuses = [done[path_key(p)].get("status") for p in inputs if path_key(p) in done]
-    if done and not args.quiet:
-        print(f"forensics detect: resuming, {len(inputs) - len(todo)} of {len(inputs)} inputs already done",
-              file=sys.stderr)
-    if todo:
-        try:
-            model_path = find_model(args.model)
-        except Exception as err:  # noqa: BLE001 - registry trouble is one line, never a traceback
-            return usage(f"cannot look up the registered model ({type(err).__name__}: {' '.join(str(err).split())})")
-        if model_path is None:
-            print(NO_MODEL, file=sys.stderr)
-            return USAGE_ERROR
-        config = DetectConfig(frames=args.frames or 32, every=args.every, detect_every=args.detect_every,
-                              batch_size=args.batch_size, device=args.device,
-                              thumbnails=8 if reports is not None else 0)
-        try:
-            pipeline = load_pipeline(model_path, config)
-        except ValueError as err:  # DetectorLoadError, an unusable --device
-            return usage(" ".join(str(err).split()))
-        if reports is not None:
-            reports.records = [done[path_key(p)] for p in inputs if path_key(p) in done]
-        statuses += analyse_all(pipeline, todo, args, reports)
-    return 1 if "error" in statuses else 0
+    return result.exit_status
 
 
-def load_pipeline(model_path: Path, config):
-    from forensics.pipelines import DetectPipeline
+def print_errors(record: DetectRecord) -> None:
+    """With --quiet only failures are worth a line on stderr."""
+    from forensics.pipelines.scan import summary_line
 
-    return DetectPipeline.from_path(model_path, config)
-
-
-def analyse_all(pipeline, paths: list[Path], args, reports: "Reports | None") -> list[str]:
-    from tqdm import tqdm
-
-    statuses = []
-    bar = tqdm(total=len(paths), unit="file", desc="detect", file=sys.stderr, disable=args.quiet,
-               dynamic_ncols=True)
-    try:
-        for path in paths:
-            analysis = pipeline.analyse(path)
-            record = analysis.record
-            if reports is not None:
-                reports.add(record, analysis.thumbnails)
-            emit(record, args.jsonl)
-            statuses.append(record["status"])
-            line = summary_line(record)
-            if not args.quiet:
-                bar.write(line, file=sys.stderr)
-            elif record["status"] == "error":
-                print(line, file=sys.stderr)
-            bar.update(1)
-    finally:
-        bar.close()
-    return statuses
-
-
-class Reports:
-    """One HTML page per input plus an index of the run (resumed inputs included), rewritten after each
-    input so it is current even if the run is interrupted. A page that cannot be written becomes a warning
-    in the record, not a failure of the analysis: the record itself is complete."""
-
-    def __init__(self, out_dir: Path) -> None:
-        from forensics.report import write_index, write_report
-
-        self.out_dir = out_dir
-        self.write_report = write_report
-        self.write_index = write_index
-        self.records: list[dict] = []
-
-    def add(self, record: dict, thumbnails: list[dict]) -> None:
-        try:
-            record["report"] = str(self.write_report(record, thumbnails, self.out_dir))
-            self.records.append(record)
-            self.write_index(self.records, self.out_dir)
-        except Exception as err:  # noqa: BLE001 - a report problem must not lose the record
-            record.setdefault("report", None)
-            note = f"report not written: {type(err).__name__}: {' '.join(str(err).split())}"
-            record["warning"] = f"{record['warning']}; {note}" if record.get("warning") else note
-
-
-def emit(record: dict, jsonl: str | None) -> None:
-    if jsonl:
-        from forensics.io import append_jsonl
-
-        append_jsonl(jsonl, record)
-    else:
-        sys.stdout.write(json.dumps(record) + "\n")
-        sys.stdout.flush()
-
-
-def summary_line(record: dict) -> str:
-    status = record["status"]
-    if status == "error":
-        return f"ERROR  {record['error']}"
-    if status == "no_face":
-        text = f"no face       {record['path']}"
-    else:
-        verdict = "FAKE" if record["label"] == "fake" else "real"
-        text = f"{verdict:5}  {record['score']:.3f}  {record['path']}"
-    return f"{text}  (warning: {record['warning']})" if record.get("warning") else text
+    if record.status == "error":
+        print(summary_line(record), file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,7 @@
-"""`forensics train detector`: data -> face-crop cache -> training -> calibrated, registered model.
+"""`forensics train detector|generator`: arguments in, one call to forensics.pipelines.train, a summary out.
 
 With no dataset given it renders the built-in synthetic world first, so the command works on a fresh
-machine with no data and no internet.
+machine with no data and no internet. Heavy imports are deferred into the functions so `--help` is fast.
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def add_parser(sub) -> None:
     d.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     d.add_argument("--no-resume", action="store_true", help="start over instead of resuming OUT/checkpoints")
     d.add_argument("--no-register", action="store_true", help="do not register the model in MLflow")
-    d.add_argument("--alias", default="challenger", help="registry alias for the new model (default challenger)")
+    d.add_argument("--alias", default=None, help="registry alias for the new model (default: challenger)")
     d.add_argument("--run-name", default=None, help="MLflow run name")
     d.add_argument("--quiet", action="store_true", help="no progress bars")
     d.set_defaults(func=run_detector)
@@ -59,7 +59,7 @@ def add_parser(sub) -> None:
                                     "checkpoint/resume), logging losses and a grid of sample fakes every epoch "
                                     "to MLflow's `generators` experiment, and a short sample video at the end.",
                         epilog=GENERATOR_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    g.add_argument("family", help="faceswap or animation")
+    g.add_argument("family", help="a generator family: faceswap or animation")
     g.add_argument("--preset", default="cpu-small", help="cpu-small (64x64, minutes on 2 CPU cores) or gpu "
                                                            "(256x256), or a YAML file")
     g.add_argument("--world", default=None, help="synthetic world folder (default from the preset: data/synth)")
@@ -84,42 +84,35 @@ Interrupted? Run the same command again: training resumes from OUT/last.
 
 
 def run_generator(args) -> int:
+    from forensics.pipelines.train import run_generator_training
     from generators.registry import create_generator
 
-    overrides = {"world": args.world, "epochs": args.epochs, "device": args.device, "seed": args.seed}
-    if args.family == "faceswap":
-        overrides.update(identity_a=args.identity_a, identity_b=args.identity_b)
-    elif args.identity_a is not None or args.identity_b is not None:
-        return _usage("--identity-a/--identity-b are faceswap options")
+    overrides = {"world": args.world, "epochs": args.epochs, "device": args.device, "seed": args.seed,
+                 "identity_a": args.identity_a, "identity_b": args.identity_b}
     try:
-        spec, config = create_generator(args.family, args.preset, **overrides)
+        spec, _ = create_generator(args.family, args.preset)
+        unknown = [k for k, v in overrides.items() if v is not None and k not in spec.config.__dataclass_fields__]
+        if unknown:
+            flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
+            return _usage(f"{flags}: not an option of the {args.family} family")
+        trained = run_generator_training(args.family, args.preset, args.out or f"runs/{args.family}",
+                                         run_name=args.run_name, **overrides)
     except (ValueError, TypeError, OSError) as exc:
         return _usage(" ".join(str(exc).split()))
-    world = Path(getattr(config, "world", "data/synth"))
-    if not (world / "manifest.csv").is_file():
-        from forensics.synthetic import WorldConfig, generate_world
-
-        print(f"rendering the synthetic world -> {world}", file=sys.stderr)
-        generate_world(world, WorldConfig(identities=40, videos_per_identity=2, frames=32))
-    from forensics.tracking import start_run
-
-    out = Path(args.out or f"runs/{args.family}")
-    started = time.perf_counter()
-    with start_run("generators", run_name=args.run_name or f"{args.family}-{time.strftime('%m%d-%H%M')}",
-                   params=config.to_dict(), tags={"family": args.family}) as run:
-        fit, model_dir = spec.train(config, out, run=run)
-    print(f"trained {args.family} in {(time.perf_counter() - started) / 60:.1f} min "
-          f"({fit.epochs_run} epochs) -> {model_dir}")
-    print(f"MLflow: experiment 'generators', run {run.run_id}  (open with: forensics ui)")
+    print(f"trained {args.family} in {trained.seconds / 60:.1f} min ({trained.epochs_run} epochs) -> "
+          f"{trained.model_dir}")
+    print(f"MLflow: experiment 'generators', run {trained.run_id}  (open with: forensics ui)")
     return 0
 
 
 def run_detector(args) -> int:
-    from forensics.training.detector_task import DetectorTrainConfig
+    from detectors.promote import CHALLENGER
+    from detectors.registry import DEFAULT_DETECTOR, list_detectors
+    from detectors.task import DetectorTrainConfig
+    from forensics.data.registry import DatasetError
+    from forensics.pipelines.train import prepare_cache, run_detector_training
 
     if args.list:
-        from detectors import DEFAULT_DETECTOR, list_detectors
-
         for name in list_detectors():
             print(name + ("  (default)" if name == DEFAULT_DETECTOR else ""))
         return 0
@@ -134,66 +127,30 @@ def run_detector(args) -> int:
                                                  pretrained_file=args.pretrained_file)
     except (ValueError, TypeError, OSError) as exc:
         return _usage(str(exc))
-    if config.detector:
-        from detectors import list_detectors
-
-        if config.detector not in list_detectors():
-            return _usage(f"unknown detector {config.detector!r} (known: {', '.join(list_detectors())})")
+    if config.detector not in list_detectors():
+        return _usage(f"unknown detector {config.detector!r} (known: {', '.join(list_detectors())})")
 
     started = time.perf_counter()
-    cache, status = prepare_cache(args, config)
-    if cache is None:
-        return status
-
-    from forensics.pipelines.train_detector import train_detector
-    from forensics.tracking import start_run
-
-    out = Path(args.out)
-    params = {**{k: v for k, v in config.to_dict().items() if k != "extra"}, "dataset_root": str(args.root),
-              "cache": str(cache.root)}
-    with start_run("detectors", run_name=args.run_name or f"{config.detector}-{time.strftime('%m%d-%H%M')}",
-                   params=params, tags={"kind": "detector-training"}) as run:
-        result = train_detector(config, cache, out, run=run, resume=not args.no_resume,
-                                register=not args.no_register, alias=args.alias, progress=not args.quiet)
-        if result.registered_version and args.alias != "champion":
-            promote_if_first(result.registered_version)
-    print_summary(result, run, time.perf_counter() - started)
-    return 0 if status == 0 else 1
-
-
-def prepare_cache(args, config):
-    """Render the synthetic world if needed, then fill the face-crop cache; returns (cache, status)."""
-    from forensics.data.cache import CacheConfig, FaceCache
-    from forensics.data.registry import DatasetError, create_dataset, detect_layout
-
-    root = Path(args.root)
-    name = args.dataset
-    if not root.exists():
-        if name not in (None, "synthetic"):
-            return None, _usage(f"{root}: no such folder")
-        from forensics.synthetic import WorldConfig, generate_world
-
-        print(f"rendering the synthetic world ({args.identities} identities x 2 videos) -> {root}", file=sys.stderr)
-        generate_world(root, WorldConfig(identities=args.identities, videos_per_identity=2, frames=32,
-                                         seed=config.seed), progress=not args.quiet)
-        name = "synthetic"
-    name = name or detect_layout(root)
-    if name is None:
-        return None, _usage(f"{root}: cannot tell the dataset layout; pass --dataset")
     try:
-        rows = create_dataset(name, root).rows()
-    except (DatasetError, KeyError, ValueError) as exc:
-        return None, _usage(" ".join(str(exc).split()))
-    cache = FaceCache(Path(args.cache) if args.cache else root / "face_cache",
-                      CacheConfig(frames=config.frames_per_video, crop_size=config.crop_size, margin=config.margin,
-                                  device=args.device))
-    report = cache.build(rows, progress=not args.quiet)
-    for path, reason in report.errors:
+        prepared = prepare_cache(args.root, config, dataset=args.dataset, cache_dir=args.cache,
+                                 identities=args.identities, progress=not args.quiet)
+    except DatasetError as exc:
+        return _usage(" ".join(str(exc).split()))
+    for path, reason in prepared.report.errors:
         print(f"skipped: {reason if reason.startswith(path) else f'{path}: {reason}'}", file=sys.stderr)
-    return cache, (1 if report.errors else 0)
+    try:
+        trained = run_detector_training(config, prepared.cache, args.out, run_name=args.run_name,
+                                        resume=not args.no_resume,
+                                        register_as=None if args.no_register else args.alias or CHALLENGER,
+                                        progress=not args.quiet, params={"dataset_root": str(args.root)})
+    except ValueError as exc:      # a calibration refused, an empty split: one line, not a traceback
+        print(f"forensics train detector: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    print_summary(trained.result, trained.run_id, time.perf_counter() - started)
+    return 1 if prepared.report.errors else 0
 
 
-def print_summary(result, run, elapsed: float) -> None:
+def print_summary(result, run_id: str | None, elapsed: float) -> None:
     def line(split: str, summary: dict | None) -> str:
         if not summary:
             return f"  {split:<10} (no split)"
@@ -210,17 +167,8 @@ def print_summary(result, run, elapsed: float) -> None:
     print(f"model: {result.model_dir}")
     if result.registered_version:
         print(f"registered: forensics-detector version {result.registered_version}")
-    if run is not None:
-        print(f"MLflow: experiment 'detectors', run {run.run_id}  (open with: forensics ui)")
-
-
-def promote_if_first(version: str) -> None:
-    """`forensics detect` uses the `champion`; the first model ever trained becomes it so detect works."""
-    from forensics.tracking import resolve_model, set_model_alias
-
-    if resolve_model("forensics-detector", "champion") is None:
-        set_model_alias("forensics-detector", version, "champion")
-        print(f"no champion yet: forensics-detector version {version} is now `champion`", file=sys.stderr)
+    if run_id is not None:
+        print(f"MLflow: experiment 'detectors', run {run_id}  (open with: forensics ui)")
 
 
 def _usage(message: str) -> int:

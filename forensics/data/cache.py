@@ -22,11 +22,17 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from forensics.data.manifest import ManifestRow
+from forensics.faces.crops import CropSpec, aligned_crop
+from forensics.faces.detector import Face
+from forensics.faces.pipeline import FaceConfig, FacePipeline
 from forensics.io import append_jsonl, atomic_path, atomic_write_text, read_jsonl, sha256_file
+from forensics.media import MediaError, sample_frames
 
-CACHE_VERSION = 1
+# 2: faces are found with forensics.faces.FaceConfig (the settings `forensics detect` uses).
+CACHE_VERSION = 2
 
 
 @dataclass
@@ -35,17 +41,20 @@ class CacheConfig:
     every: int | None = None         # or every k-th frame instead (overrides `frames`)
     crop_size: int = 224
     margin: float = 0.25
-    min_prob: float = 0.9
-    min_face_size: int = 20
-    max_side: int = 640
-    max_faces_per_frame: int | None = 2
-    iou_threshold: float = 0.3
+    faces: FaceConfig = field(default_factory=FaceConfig)
     device: str = "auto"
 
+    def __post_init__(self) -> None:
+        if isinstance(self.faces, dict):         # as settings.json stores it
+            self.faces = FaceConfig(**self.faces)
+
+    @property
+    def crop(self) -> CropSpec:
+        return CropSpec(self.crop_size, self.margin)
+
     def detection_key(self) -> str:
-        keys = ("frames", "every", "min_prob", "min_face_size", "max_side", "max_faces_per_frame",
-                "iou_threshold")
-        return _digest({k: getattr(self, k) for k in keys} | {"version": CACHE_VERSION})
+        return _digest({"frames": self.frames, "every": self.every, "faces": self.faces.to_dict(),
+                        "version": CACHE_VERSION})
 
     def crop_key(self) -> str:
         return _digest({"crop_size": self.crop_size, "margin": self.margin})
@@ -134,8 +143,6 @@ class FaceCache:
 
     def build(self, rows: Sequence[ManifestRow], progress: bool = True) -> BuildReport:
         """Bring the cache up to date for `rows`; per-file errors are recorded, never raised."""
-        from tqdm.auto import tqdm
-
         self.root.mkdir(parents=True, exist_ok=True)
         self._write_settings()
         report = BuildReport()
@@ -226,8 +233,6 @@ class FaceCache:
         return entry
 
     def _process(self, row: ManifestRow) -> CacheEntry:
-        from forensics.media import MediaError, sample_frames
-
         entry = self._base_entry(row)
         if entry.error:
             return entry
@@ -251,9 +256,6 @@ class FaceCache:
         return entry
 
     def _recrop(self, old: CacheEntry, row: ManifestRow) -> CacheEntry:
-        from forensics.faces import align_face
-        from forensics.media import sample_frames
-
         entry = CacheEntry(**{**asdict(old), "crop_key": self.config.crop_key(), "label": row.label,
                               "method": row.method, "identity": row.identity, "split": row.split})
         wanted = sorted({f["frame"] for f in old.faces})
@@ -268,9 +270,7 @@ class FaceCache:
             image = images.get(face["frame"])
             if image is None:  # the decoder no longer yields that frame: fall back to a full pass
                 return self._process(row)
-            crop, _ = align_face(image, np.asarray(face["landmarks"], np.float32),
-                                 size=self.config.crop_size, margin=self.config.margin)
-            crops.append(crop)
+            crops.append(aligned_crop(image, stored_face(face), self.config.crop)[0])
         self._store_crops(entry, crops)
         return entry
 
@@ -284,16 +284,9 @@ class FaceCache:
                 np.save(fh, np.stack(crops).astype(np.uint8), allow_pickle=False)
         entry.status, entry.crops_file, entry.error = "ok", name, None
 
-    def _face_pipeline(self):
+    def _face_pipeline(self) -> FacePipeline:
         if self._pipeline is None:
-            from forensics.faces import DetectorConfig, FacePipeline, PipelineConfig
-
-            cfg = self.config
-            det = DetectorConfig(device=cfg.device, min_face_size=cfg.min_face_size, max_side=cfg.max_side,
-                                 min_prob=cfg.min_prob)
-            self._pipeline = FacePipeline(PipelineConfig(crop_size=cfg.crop_size, margin=cfg.margin, detector=det,
-                                                         iou_threshold=cfg.iou_threshold,
-                                                         max_faces_per_frame=cfg.max_faces_per_frame))
+            self._pipeline = FacePipeline(self.config.crop, self.config.faces, device=self.config.device)
         return self._pipeline
 
     def _write_settings(self) -> None:
@@ -306,6 +299,12 @@ def _face_record(crop) -> dict:
     return {"frame": int(crop.frame), "t": float(crop.t), "track": int(crop.track),
             "box": [round(float(v), 2) for v in crop.box], "prob": round(float(crop.prob), 5),
             "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in np.asarray(crop.landmarks)]}
+
+
+def stored_face(face: dict) -> Face:
+    """A Face from its index record (box, prob, landmarks as _face_record wrote them)."""
+    return Face(box=np.asarray(face["box"], np.float32), prob=float(face["prob"]),
+                landmarks=np.asarray(face["landmarks"], np.float32))
 
 
 def _source_key(path: str) -> str:

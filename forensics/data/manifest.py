@@ -74,3 +74,16 @@ def read_manifest(path: str | os.PathLike, resolve: bool = True) -> list[Manifes
                 source=rec.get("source") or "", meta=json.loads(rec.get("meta") or "{}"),
             ))
     return rows
+
+
+def videos_by_identity(rows: Iterable[ManifestRow]) -> dict[str | None, list[ManifestRow]]:
+    """Each identity's rows, sorted by path (so "its first video" means the same file everywhere)."""
+    out: dict[str | None, list[ManifestRow]] = {}
+    for row in sorted(rows, key=lambda r: r.path):
+        out.setdefault(row.identity, []).append(row)
+    return out
+
+
+def video_rank(rows: Iterable[ManifestRow]) -> dict[str, int]:
+    """Position of each video among its identity's videos (0 = first)."""
+    return {row.path: i for group in videos_by_identity(rows).values() for i, row in enumerate(group)}

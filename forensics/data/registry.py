@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterable, TypeVar
 
 from forensics.data.manifest import ManifestRow
+from forensics.registry import Registry
 
 
 class DatasetError(ValueError):
@@ -31,8 +32,10 @@ class DatasetWarning(UserWarning):
     """Something in a dataset was skipped (a listed file is missing, a name cannot be parsed)."""
 
 
-_REGISTRY: dict[str, type] = {}
-_BUILTINS_LOADED = False
+DATASETS: Registry[type] = Registry("dataset", error=DatasetError, builtins={
+    "synthetic": "forensics.data.adapters.synthetic", "folder": "forensics.data.adapters.folder",
+    "ffpp": "forensics.data.adapters.ffpp", "celebdf": "forensics.data.adapters.celebdf",
+    "dfdc": "forensics.data.adapters.dfdc"})
 
 T = TypeVar("T", bound=type)
 
@@ -45,26 +48,18 @@ def register_dataset(name: str) -> Callable[[T], T]:
     (lower is tried first) let :func:`detect_layout` recognise its folders.
     """
     def decorate(cls: T) -> T:
-        known = _REGISTRY.get(name)
-        if known is not None and _qualname(known) != _qualname(cls):
-            raise ValueError(f"dataset adapter {name!r} is already registered by {_qualname(known)}")
+        DATASETS.add(name, cls)
         cls.name = name
-        _REGISTRY[name] = cls
         return cls
     return decorate
 
 
 def list_datasets() -> list[str]:
-    _load_builtins()
-    return sorted(_REGISTRY)
+    return DATASETS.names()
 
 
 def get_dataset_class(name: str) -> type:
-    _load_builtins()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+    return DATASETS.get(name)
 
 
 def create_dataset(name: str, root: str | os.PathLike, **kwargs):
@@ -99,8 +94,7 @@ def detect_layout(root: str | os.PathLike) -> str | None:
     root = Path(root)
     if not root.is_dir():
         return None
-    _load_builtins()
-    ordered = sorted(_REGISTRY.items(), key=lambda item: (getattr(item[1], "detect_priority", 100), item[0]))
+    ordered = sorted(DATASETS.load_all().items(), key=lambda item: (getattr(item[1], "detect_priority", 100), item[0]))
     for name, cls in ordered:
         looks_like = getattr(cls, "looks_like", None)
         if looks_like is None:
@@ -133,15 +127,3 @@ def summarize(rows: Iterable[ManifestRow]) -> dict:
 
 def _sorted_counts(values: Iterable[str]) -> dict[str, int]:
     return dict(sorted(Counter(values).items()))
-
-
-def _qualname(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def _load_builtins() -> None:
-    """Import the built-in adapters on first use: they import this module, so not at import time."""
-    global _BUILTINS_LOADED
-    if not _BUILTINS_LOADED:
-        import forensics.data.adapters  # noqa: F401  (registers synthetic, folder, ffpp, celebdf, dfdc)
-        _BUILTINS_LOADED = True

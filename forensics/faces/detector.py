@@ -15,6 +15,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 import torch
+from facenet_pytorch import MTCNN
 
 from forensics.device import resolve_device
 from forensics.faces.image import to_rgb_uint8
@@ -31,7 +32,7 @@ class Face:
 
 
 @dataclass
-class DetectorConfig:
+class FaceDetectorConfig:
     device: str = "auto"
     min_face_size: int = 20
     thresholds: tuple = (0.6, 0.7, 0.7)
@@ -54,7 +55,7 @@ class DetectorConfig:
         if self.batch_size < 1:
             problems.append(f"batch_size must be >= 1, got {self.batch_size}")
         if problems:
-            raise ValueError("DetectorConfig: " + "; ".join(problems))
+            raise ValueError("FaceDetectorConfig: " + "; ".join(problems))
 
 
 def detection_size(height: int, width: int, max_side: int) -> tuple[int, int]:
@@ -101,10 +102,8 @@ def faces_from_mtcnn(boxes, probs, points, count: int) -> list[list[Face]]:
 class FaceDetector:
     """MTCNN wrapper: list of frames in, list of faces per frame out, sorted by probability."""
 
-    def __init__(self, config: DetectorConfig | None = None, **overrides) -> None:
-        from facenet_pytorch import MTCNN  # imported here so `import forensics.faces` stays cheap
-
-        config = config or DetectorConfig()
+    def __init__(self, config: FaceDetectorConfig | None = None, **overrides) -> None:
+        config = config or FaceDetectorConfig()
         self.config = dataclasses.replace(config, **overrides) if overrides else config
         self._device = resolve_device(self.config.device)
         self._mtcnn = MTCNN(
@@ -172,9 +171,9 @@ _CACHE: dict[tuple, FaceDetector] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def get_detector(config: DetectorConfig | None = None, **overrides) -> FaceDetector:
+def get_face_detector(config: FaceDetectorConfig | None = None, **overrides) -> FaceDetector:
     """A shared FaceDetector per (config, device): callers that each build one would pay the load every time."""
-    config = config or DetectorConfig()
+    config = config or FaceDetectorConfig()
     if overrides:
         config = dataclasses.replace(config, **overrides)
     key = dataclasses.astuple(config) + (str(resolve_device(config.device)),)

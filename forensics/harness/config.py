@@ -7,8 +7,11 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from detectors.promote import CHAMPION
+from forensics.presets import read_preset
+from generators.registry import FAMILIES
+
 PRESET_DIR = Path(__file__).parent / "presets"
-FAMILIES = ("faceswap", "animation")
 # Fields that may change between a run and its resumption without making it another experiment: more
 # rounds extend it, and the device or progress display do not change what is computed.
 NOT_HASHED = ("rounds", "device")
@@ -18,8 +21,8 @@ NOT_HASHED = ("rounds", "device")
 class CoevolveConfig:
     """One co-evolution experiment (see forensics.harness for the rounds).
 
-    detector: a detector checkpoint folder, or "champion" (forensics-detector@champion in MLflow).
-    generators: [{"family": faceswap|animation, "checkpoint": DIR, "name": optional}]; names default to
+    detector: a detector checkpoint folder, or "champion" (the registered champion detector).
+    generators: [{"family": a registered family, "checkpoint": DIR, "name": optional}]; names default to
         the family and must be unique (they key metrics: auc/<name>).
     identities: held-out identity ids the fakes are made from (None: the world's test split). Each needs
         >= 2 videos: video 0 is the "fit" portion (both sides train on it), the rest the "eval" portion.
@@ -31,12 +34,11 @@ class CoevolveConfig:
         the family's training lr from its checkpoint).
     quality_tolerance: allowed relative worsening of the family's quality metric (0.25 = 25%); past it the
         evasion weight is halved and the fine-tune redone, at most max_quality_retries times.
-    frames_per_pair: animation fakes are runs of at most this many driving frames per (source, driver) pair;
-        the pairs come in whole cycles over the identities (each the source once, the driver once), so
-        the frames are spread evenly over the runs.
+    frames_per_pair: fakes made from runs of frames (an animation's driving clip) use at most this many
+        consecutive frames per run.
     """
     world: str = "data/synth"
-    detector: str = "champion"
+    detector: str = CHAMPION
     generators: list = field(default_factory=lambda: [{"family": "faceswap", "checkpoint": "runs/faceswap"},
                                                       {"family": "animation", "checkpoint": "runs/animation"}])
     rounds: int = 3
@@ -83,8 +85,6 @@ class CoevolveConfig:
 
     @classmethod
     def from_preset(cls, name_or_path: str = "cpu-small", **overrides) -> "CoevolveConfig":
-        from forensics.presets import read_preset
-
         return cls(**read_preset(cls, PRESET_DIR, name_or_path, "coevolve", overrides))
 
     def to_dict(self) -> dict:
@@ -109,7 +109,7 @@ def normalise_generator(entry, index: int) -> dict:
         raise ValueError(f"coevolve: generators[{index}] has unknown key(s) {', '.join(unknown)}")
     family = entry.get("family")
     if family not in FAMILIES:
-        raise ValueError(f"coevolve: unknown generator family {family!r} (known: {', '.join(FAMILIES)})")
+        raise ValueError(f"coevolve: unknown generator family {family!r} (known: {', '.join(FAMILIES.names())})")
     if not entry.get("checkpoint"):
         raise ValueError(f"coevolve: generators[{index}] ({family}) names no checkpoint")
     name = str(entry.get("name") or family)

@@ -12,37 +12,40 @@ from pathlib import Path
 
 import numpy as np
 
-from forensics.harness.fakes import FakeBatch, portion_indices, real_groups, sbi_fakes
+from forensics.harness.fakes import sbi_fakes
+from forensics.io import atomic_path
+from forensics.metrics import summarize_scores, video_scores
+from forensics.synthetic.faceset import FaceSet
+from forensics.tracking.figures import roc_figure, sample_grid
+from generators.family import FakeBatch
 
 SBI = "sbi"
 METRICS = ("auc", "eer", "ap", "evasion_rate")
 
 
-def score_detector(detector, faces, batches: dict[str, FakeBatch], identities: dict[str, list[int]],
+def score_detector(detector, faces: FaceSet, batches: dict[str, FakeBatch], identities: dict[str, list[int]],
                    held_out: list[int], seed: int, include_sbi: bool = True) -> dict:
     """{"summary": {name: {auc, eer, ap, evasion_rate, video_auc, n_real, n_fake, mean_fake_prob}},
     "scores": {name: {"labels", "probs", "fake_probs"}}} for one detector (a LoadedDetector)."""
-    wanted = {name: portion_indices(faces, identities[name], "eval") for name in batches}
-    sbi_rows = portion_indices(faces, held_out, "eval")
+    wanted = {name: faces.portion_rows(identities[name], "eval") for name in batches}
+    sbi_rows = faces.portion_rows(held_out, "eval")
     if include_sbi:
         wanted[SBI] = sbi_rows
     rows = np.unique(np.concatenate(list(wanted.values())))
     real_logits = dict(zip(rows.tolist(), detector.logits(faces.images[rows])))
     fakes = {name: (batch.images, batch.group) for name, batch in batches.items()}
     if include_sbi:
-        fakes[SBI] = (sbi_fakes(faces, sbi_rows, seed), np.array([f"sbi:{g}" for g in real_groups(faces, sbi_rows)]))
+        fakes[SBI] = (sbi_fakes(faces, sbi_rows, seed), np.array([f"sbi:{g}" for g in faces.video_names(sbi_rows)]))
     summary, scores = {}, {}
     for name, (images, groups) in fakes.items():
         real = np.array([real_logits[r] for r in wanted[name].tolist()])
         fake = detector.logits(images)
-        summary[name], scores[name] = summarise(detector, real, fake, real_groups(faces, wanted[name]), groups)
+        summary[name], scores[name] = summarise(detector, real, fake, faces.video_names(wanted[name]), groups)
     return {"summary": summary, "scores": scores}
 
 
 def summarise(detector, real_logits: np.ndarray, fake_logits: np.ndarray, real_video: np.ndarray,
               fake_video: np.ndarray) -> tuple[dict, dict]:
-    from forensics.metrics import summarize_scores, video_scores
-
     logits = np.concatenate([real_logits, fake_logits])
     labels = np.r_[np.zeros(len(real_logits), np.int64), np.ones(len(fake_logits), np.int64)]
     probs = detector.probability(logits)
@@ -72,8 +75,6 @@ def flat_metrics(summary: dict, suffix: str = "") -> dict[str, float]:
 
 
 def save_scores(path: Path, scores: dict) -> Path:
-    from forensics.io import atomic_path
-
     arrays = {f"{name}__{key}": np.asarray(value) for name, parts in scores.items() for key, value in parts.items()}
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
@@ -94,19 +95,15 @@ def load_scores(path: Path) -> dict:
 
 def roc_of_round(name: str, scores_by_step: dict[str, dict], round_index: int):
     """One ROC figure per generator: the detector before, after retraining, and after the generator evaded."""
-    from forensics.tracking.figures import roc_figure
-
     curves = {label: (scores[name]["labels"], scores[name]["probs"])
               for label, scores in scores_by_step.items() if name in scores}
     return roc_figure(curves, title=f"round {round_index}: {name}") if curves else None
 
 
-def sample_grid_of_round(faces, before: FakeBatch, after: FakeBatch | None, probs_before=None, probs_after=None,
+def sample_grid_of_round(faces: FaceSet, before: FakeBatch, after: FakeBatch | None, probs_before=None, probs_after=None,
                          columns: int = 6) -> np.ndarray:
     """Rows: real target crop | fake before the evasion fine-tune | the same fake after it (captions: the
     retrained detector's probability)."""
-    from forensics.tracking.figures import sample_grid
-
     picks = np.unique(np.linspace(0, len(before) - 1, min(columns, len(before))).round().astype(int))
     rows = [(faces.images[before.target[picks]], ["real"] * len(picks)),
             (before.images[picks], _captions("before", probs_before, picks))]

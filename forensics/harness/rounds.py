@@ -20,16 +20,28 @@ from pathlib import Path
 
 import numpy as np
 
+from detectors.batches import PairedFakeBatches
+from detectors.checkpoint import load_detector
+from detectors.promote import CHAMPION, register as register_model, resolve_detector
+from detectors.train import fine_tune
+from forensics.device import resolve_device
+from forensics.harness.calibration import calibrate_champion
+from forensics.harness.config import NOT_HASHED
 from forensics.harness.evaluate import (SBI, flat_metrics, load_scores, roc_of_round, sample_grid_of_round,
                                         save_scores, score_detector)
-from forensics.harness.fakes import (PORTIONS, FakeBatch, check_two_videos, draw_fakes, fake_identities,
-                                     fake_scenes, generator_crop, held_out_identities, load_generator, portion_indices,
-                                     sbi_fakes, select_fakes)
+from forensics.harness.evasion import evade
+from forensics.harness.fakes import check_two_videos, held_out_identities, sbi_fakes
 from forensics.harness.logbook import Prefixed, open_run
+from forensics.harness.replay import ReplayBuffer
+from forensics.harness.report import append_once, finite, round_record, step_brief, summary_document
 from forensics.harness.state import STEPS, CoevolveState
+from forensics.io import atomic_path, atomic_write_json
+from forensics.synthetic.faceset import PORTIONS, load_faceset
+from forensics.tracking.figures import auc_rounds_figure
+from generators.family import FakeBatch
+from generators.registry import get_generator
 
 EXPERIMENT = "coevolve"
-MODEL_NAME = "forensics-detector"
 SUFFIX = {"before": "", "retrained": "_retrained", "after": "_after"}
 SCRATCH = {"detector": ("detector_ckpt",), "generators": ("generator_ckpt",)}
 
@@ -40,41 +52,25 @@ def run_coevolution(config, out_dir: str | Path, register: bool = True, progress
     return Harness(config, Path(out_dir), progress=progress).run(register=register, run_name=run_name)
 
 
-def resolve_detector(name: str) -> str:
-    if name != "champion":
-        return str(name)
-    from forensics.tracking import resolve_model
-
-    found = resolve_model(MODEL_NAME, "champion")
-    if found is None:
-        raise ValueError(f"no detector registered as {MODEL_NAME}@champion; pass --detector DIR "
-                         f"(e.g. runs/detector/model, from `forensics train detector`)")
-    return str(found)
-
-
 class Harness:
     def __init__(self, config, out_dir: Path, progress: bool = True):
-        from forensics.device import resolve_device
-
         self.config, self.out, self.progress = config, Path(out_dir), progress
         resolve_device(config.device)                       # a bad --device fails before any work
         self.state = CoevolveState.open(self.out, config)
         self.kinds = {g["name"]: g["family"] for g in config.generators}
+        self.families = {name: get_generator(family) for name, family in self.kinds.items()}
         if not self.kinds:
             raise ValueError("coevolve: no generators configured")
         self._prepare()
 
     # ------------------------------------------------------------------ setup
     def _prepare(self) -> None:
-        from detectors import load_detector
-        from forensics.data.faceset import load_faceset
-
         cfg = self.config
         initial = self.state.doc.get("initial") or {
             "detector": resolve_detector(cfg.detector),
             "generators": {g["name"]: g["checkpoint"] for g in cfg.generators}}
-        loaded = {name: load_generator(self.kinds[name], path) for name, path in initial["generators"].items()}
-        crops = {name: generator_crop(self.kinds[name], model) for name, model in loaded.items()}
+        loaded = {name: self.families[name].load(path) for name, path in initial["generators"].items()}
+        crops = {name: (int(model.size), float(model.margin)) for name, model in loaded.items()}
         if len(set(crops.values())) > 1:
             described = ", ".join(f"{n}: {s}px margin {m}" for n, (s, m) in crops.items())
             raise ValueError(f"coevolve: generators work at different crops ({described}); they must share one")
@@ -87,7 +83,7 @@ class Harness:
             raise ValueError(f"{cfg.world}: not a synthetic world (no manifest.csv); render one with `forensics synth`")
         self.faces = load_faceset(cfg.world, size=self.size, margin=self.margin, progress=self.progress)
         self.held_out = held_out_identities(self.faces, cfg.identities)
-        self.identities = {name: fake_identities(self.kinds[name], model, self.held_out)
+        self.identities = {name: self.families[name].game_identities(model, self.held_out)
                            for name, model in loaded.items()}
         for name, ids in self.identities.items():
             outside = sorted(set(ids) - set(self.held_out))
@@ -122,8 +118,6 @@ class Harness:
             parent.end(status)
 
     def _open_parent(self, run_name: str | None):
-        from forensics.harness.config import NOT_HASHED
-
         cfg, old = self.config, self.state.doc.get("parent_run_id")
         params = {k: v for k, v in cfg.to_dict().items() if k not in NOT_HASHED}
         params.update(config_hash=cfg.config_hash(), held_out=self.held_out, gen_size=self.size)
@@ -134,7 +128,7 @@ class Harness:
             self.say(f"MLflow: parent run {old} is not in the tracking store any more; continuing in new parent run "
                      f"{parent.run_id}")
             for index in self.state.done_rounds():
-                parent.log_metrics(_finite(self.state.round(index)["record"]["metrics"]), step=index)
+                parent.log_metrics(finite(self.state.round(index)["record"]["metrics"]), step=index)
         self.state.doc["parent_run_id"] = parent.run_id
         self.state.save()
         return parent
@@ -162,10 +156,10 @@ class Harness:
                 for scratch in SCRATCH.get(step, ()):   # training states: only an unfinished step resumes from them
                     shutil.rmtree(rdir / scratch, ignore_errors=True)
                 self._log_step(run, index, step, record)
-                self.say(f"round {index}/{self.config.rounds} {step}: {_brief(record)} ({record['seconds']:.1f} s)")
+                self.say(f"round {index}/{self.config.rounds} {step}: {step_brief(record)} ({record['seconds']:.1f} s)")
             record = self._close_round(index, rdir, run, parent)
             self.state.finish_round(index, record)
-            _append_once(self.out / "rounds.jsonl", record)
+            append_once(self.out / "rounds.jsonl", record)
             status = "FINISHED"
         except KeyboardInterrupt:
             status = "KILLED"
@@ -175,26 +169,24 @@ class Harness:
 
     def _log_step(self, run, index: int, step: str, record: dict) -> None:
         metrics = {**record.get("metrics", {}), f"time/{step}_s": record.get("seconds", 0.0)}
-        run.log_metrics(_finite(metrics), step=index)
+        run.log_metrics(finite(metrics), step=index)
 
     # ------------------------------------------------------------------ the steps
     def _step_fakes(self, index: int, rdir: Path, run) -> dict:
         cfg, checkpoints = self.config, self.state.generators_for(index)
         files, counts = {}, {}
-        for name, family in self.kinds.items():
-            model = load_generator(family, checkpoints[name], device=self._device())
+        for name, family in self.families.items():
+            model = family.load(checkpoints[name], device=self._device())
             for k, portion in enumerate(PORTIONS):
                 rng = np.random.default_rng([cfg.seed, index, k, zlib.crc32(name.encode())])
-                batch = select_fakes(name, family, model, self.faces, self.held_out, portion, cfg.fakes_per_family,
-                                     cfg.frames_per_pair, rng)
-                batch = draw_fakes(family, model, self.faces, batch)
+                batch = family.select_fakes(name, model, self.faces, self.identities[name], portion,
+                                            cfg.fakes_per_family, cfg.frames_per_pair, rng)
+                batch = family.draw_fakes(model, self.faces, batch)
                 files.setdefault(name, {})[portion] = str(batch.save(rdir / "fakes" / f"{name}_{portion}.npz"))
                 counts[f"fakes/{name}_{portion}"] = float(len(batch))
         return {"files": files, "checkpoints": checkpoints, "metrics": counts}
 
     def _evaluate(self, index: int, rdir: Path, detector_dir: str, step: str, after: bool = False) -> dict:
-        from detectors import load_detector
-
         detector = load_detector(detector_dir, device=self._device())
         suffix = "_eval_after" if after else "_eval"
         batches = {name: FakeBatch.load(rdir / "fakes" / f"{name}{suffix}.npz") for name in self.kinds}
@@ -212,18 +204,16 @@ class Harness:
 
     def _step_after(self, index: int, rdir: Path, run) -> dict:
         families = self.state.step(index, "generators")["families"]
-        for name, family in self.kinds.items():
-            model = load_generator(family, families[name]["checkpoint"], device=self._device())
-            batch = draw_fakes(family, model, self.faces, FakeBatch.load(rdir / "fakes" / f"{name}_eval.npz"))
+        for name, family in self.families.items():
+            model = family.load(families[name]["checkpoint"], device=self._device())
+            batch = family.draw_fakes(model, self.faces, FakeBatch.load(rdir / "fakes" / f"{name}_eval.npz"))
             batch.save(rdir / "fakes" / f"{name}_eval_after.npz")
         return self._evaluate(index, rdir, self.state.step(index, "detector")["path"], "after", after=True)
 
     def _step_detector(self, index: int, rdir: Path, run) -> dict:
-        from forensics.harness.finetune import ReplayBuffer, fine_tune_detector
-
         cfg = self.config
         ids = sorted(set(self.held_out).union(*self.identities.values()))
-        rows = portion_indices(self.faces, ids, "fit")
+        rows = self.faces.portion_rows(ids, "fit")
         reals, landmarks = self.faces.images[rows], self.faces.landmarks[rows]
         fit = {name: FakeBatch.load(rdir / "fakes" / f"{name}_fit.npz") for name in self.kinds}
         new = np.concatenate([b.images for b in fit.values()])
@@ -232,24 +222,28 @@ class Harness:
         pseudo = sbi_fakes(self.faces, rows, cfg.seed + 7)
         calibration = (np.r_[np.zeros(len(reals)), np.ones(len(new) + len(pseudo))].astype(np.int64),
                        np.concatenate([reals, new, pseudo]))
+        seed = cfg.seed * 1009 + index
+        batches = PairedFakeBatches(reals, landmarks, new, old, cfg.detector_batch, cfg.sbi_fraction,
+                                    cfg.replay_fraction, seed=seed, real_scenes=self.faces.video[rows],
+                                    new_scenes=np.concatenate([b.scenes(self.faces) for b in fit.values()]))
         start = self.state.detector_for(index)
-        result = fine_tune_detector(start, rdir / "detector", rdir / "detector_ckpt", reals, landmarks, new, old,
-                                    calibration, cfg, seed=cfg.seed * 1009 + index, device=cfg.device,
-                                    progress=self.progress, run=Prefixed(run, "detector"),
-                                    extra_meta={"coevolve": {"round": index, "config_hash": cfg.config_hash(),
-                                                             "started_from": start}},
-                                    real_scenes=self.faces.video[rows],
-                                    new_scenes=np.concatenate([fake_scenes(self.faces, b) for b in fit.values()]))
+        result = fine_tune(start, rdir / "detector", rdir / "detector_ckpt", batches, calibration,
+                           epochs=cfg.detector_epochs, lr=cfg.detector_lr, seed=seed, device=cfg.device,
+                           progress=self.progress, run=Prefixed(run, "detector"),
+                           extra_meta={"coevolve": {"round": index, "config_hash": cfg.config_hash(),
+                                                    "started_from": start, "train_reals": int(len(reals)),
+                                                    "new_fakes": int(len(new)), "replay_fakes": int(len(old))}})
         for name, batch in fit.items():
             replay.add(index, name, batch.images)
+        if result["calibration_refused"]:
+            self.say(f"round {index} detector: {result['calibration_refused']}")
         metrics = {f"detector/{k}": v for k, v in result["metrics"].items()}
         metrics.update({"detector/threshold": result["threshold"], "detector/replay_fakes": float(len(old)),
-                        "detector/new_fakes": float(len(new)), "detector/reals": float(len(reals))})
+                        "detector/new_fakes": float(len(new)), "detector/reals": float(len(reals)),
+                        "detector/calibration_refused": float(bool(result["calibration_refused"]))})
         return {"path": str(rdir / "detector"), **result, "metrics": metrics}
 
     def _step_generators(self, index: int, rdir: Path, run) -> dict:
-        from forensics.harness.evasion import evade
-
         cfg, checkpoints = self.config, self.state.generators_for(index)
         detector_dir = self.state.step(index, "detector")["path"]
         done = self.state.partial(index, "generators")
@@ -257,8 +251,9 @@ class Harness:
             if name in done:
                 self.say(f"round {index} generators: {name} finished earlier, skipped")
                 continue
-            rows = portion_indices(self.faces, self.identities[name], "fit")
-            done[name] = evade(family, checkpoints[name], self.faces.select(rows), detector_dir, cfg,
+            rows = self.faces.portion_rows(self.identities[name], "fit")
+            done[name] = evade(family, checkpoints[name], self.faces.select(rows), self.identities[name], detector_dir,
+                               cfg,
                                rdir / "generators" / name, rdir / "generator_ckpt" / name,
                                seed=cfg.seed * 1013 + index, device=cfg.device, progress=self.progress,
                                run=Prefixed(run, name), meta={"round": index, "name": name})
@@ -291,14 +286,11 @@ class Harness:
                                         scores["after evasion"].get(name, {}).get("fake_probs"))
             run.log_image(grid, f"samples/{name}.png")
         record = round_record(index, steps, self.kinds)
-        parent.log_metrics(_finite(record["metrics"]), step=index)
+        parent.log_metrics(finite(record["metrics"]), step=index)
         run.log_dict(record, "round.json")
         return record
 
     def _finish(self, parent, register: bool) -> list[dict]:
-        from forensics.io import atomic_write_json
-        from forensics.tracking.figures import auc_rounds_figure
-
         done = self.state.done_rounds()
         records = [self.state.round(i)["record"] for i in done]
         names = [*self.kinds, SBI]
@@ -311,30 +303,25 @@ class Harness:
         champion = self.state.doc.get("champion") or {}
         if (champion.get("round") != done[-1] or (register and not champion.get("version"))
                 or not (champion_dir / "config.json").is_file()):
-            from forensics.harness.champion import calibrate_champion
-
             copy_detector(final, champion_dir)
-
-            native = calibrate_champion(champion_dir, self.config.world, seed=self.config.seed,
-                                        device=self.config.device)
-            parent.log_metrics({f"champion/native_{k}": v for k, v in native.items() if k != "calibration"})
+            native = calibrate_champion(champion_dir, self.config.world, self.out / "calibration_cache",
+                                        seed=self.config.seed, device=self.config.device)
+            parent.log_metrics(finite({f"champion/native_{k}": v for k, v in native.items()
+                                       if isinstance(v, (int, float))}))
             self.say(f"coevolve: champion recalibrated on native crops: video AUC {native['video_auc']:.3f}, "
                      f"threshold {native['threshold']:.3f}")
-            version = parent.register_model(champion_dir, name=MODEL_NAME, alias="champion") if register else None
+            version = register_model(parent, champion_dir, alias=CHAMPION) if register else None
             champion = {"path": str(champion_dir), "round": done[-1], "source": final, "version": version}
             self.state.doc["champion"] = champion
             self.state.save()
-        summary = {"config": self.config.to_dict(), "config_hash": self.config.config_hash(), "rounds": records,
-                   "champion": champion, "parent_run_id": parent.run_id, "tracking_uri": parent.tracking_uri,
-                   "held_out": self.held_out, "crop": {"size": self.size, "margin": self.margin}}
+        summary = summary_document(self.config, records, champion, parent, self.held_out,
+                                   {"size": self.size, "margin": self.margin})
         atomic_write_json(self.out / "summary.json", summary)
         parent.log_dict(summary, "summary.json")
         return records
 
     # ------------------------------------------------------------------ helpers
     def _device(self):
-        from forensics.device import resolve_device
-
         return resolve_device(self.config.device)
 
     def say(self, line: str) -> None:
@@ -342,56 +329,10 @@ class Harness:
             print(f"coevolve: {line}", file=sys.stderr, flush=True)
 
 
-def round_record(index: int, steps: dict, kinds: dict[str, str]) -> dict:
-    """What rounds.jsonl keeps per round: per generator AUC/evasion before, retrained, after; the guard."""
-    families = {}
-    for name, family in kinds.items():
-        rec = {"family": family}
-        for step in ("before", "retrained", "after"):
-            summary = steps[step]["summary"][name]
-            for key in ("auc", "eer", "ap", "evasion_rate", "mean_fake_prob"):
-                rec[f"{key.replace('_rate', '')}_{step}"] = summary.get(key)
-        gen = steps["generators"]["families"][name]
-        rec.update({k: gen[k] for k in ("quality_guard", "evasion_weight", "quality_metric", "quality_before",
-                                        "quality_after", "checkpoint")})
-        families[name] = rec
-    sbi = {f"{k}_{step}": steps[step]["summary"][SBI].get(k) for step in ("before", "retrained")
-           for k in ("auc", "evasion_rate")}
-    metrics = {}
-    for step in STEPS:
-        metrics.update(steps[step].get("metrics", {}))
-        metrics[f"time/{step}_s"] = steps[step].get("seconds", 0.0)
-    return {"round": index, "families": families, "sbi": sbi, "detector": steps["detector"]["path"],
-            "threshold": steps["detector"]["threshold"],
-            "seconds": {step: steps[step].get("seconds") for step in STEPS}, "metrics": metrics}
-
-
 def copy_detector(source: str | Path, target: Path) -> Path:
     """Weights then config.json, each replaced atomically (config.json carries the weights' hash)."""
-    from forensics.io import atomic_path
-
     target.mkdir(parents=True, exist_ok=True)
     for name in ("model.safetensors", "config.json"):
         with atomic_path(target / name) as tmp:
             shutil.copyfile(Path(source) / name, tmp)
     return target
-
-
-def _finite(metrics: dict) -> dict[str, float]:
-    return {k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)}
-
-
-def _append_once(path: Path, record: dict) -> None:
-    from forensics.io import append_jsonl, read_jsonl
-
-    if not any(r.get("round") == record["round"] for r in read_jsonl(path)):
-        append_jsonl(path, record)
-
-
-def _brief(record: dict) -> str:
-    summary = record.get("summary")
-    if summary:
-        return ", ".join(f"{n} AUC {v['auc']:.3f}" for n, v in summary.items() if v.get("auc") is not None)
-    if "path" in record:
-        return f"-> {record['path']}"
-    return ", ".join(f"{k}={v:g}" for k, v in list(record.get("metrics", {}).items())[:4])

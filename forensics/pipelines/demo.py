@@ -9,10 +9,24 @@ finished checkpoints, so an interrupted demo picks up where it stopped.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
+
+from detectors import promote
+from detectors.task import DetectorTrainConfig
+from forensics.data.manifest import read_manifest
+from forensics.data.registry import create_dataset
+from forensics.harness import CoevolveConfig, run_coevolution
+from forensics.io import atomic_write_json
+from forensics.pipelines.detect import DetectConfig
+from forensics.pipelines.scan import NO_MODEL, print_summary, scan
+from forensics.pipelines.train import prepare_cache, run_detector_training, run_generator_training
+from forensics.presets import read_preset
+from forensics.synthetic import WorldConfig, generate_world
+from generators.faceswap import swap_video
 
 PRESET_DIR = Path(__file__).parent / "presets" / "demo"
 
@@ -28,6 +42,7 @@ class DemoConfig:
     detector_preset: str = "cpu-small"
     detector_epochs: int = 6
     detector_frames: int = 8            # frames per video cached for the detector
+    detector_overrides: dict = field(default_factory=dict)   # any other DetectorTrainConfig key
     generator_preset: str = "cpu-small"
     generator_overrides: dict = field(default_factory=dict)   # per family: {faceswap: {epochs: 1}, ...}
     coevolve_preset: str = "cpu-small"
@@ -37,8 +52,6 @@ class DemoConfig:
 
     @classmethod
     def from_preset(cls, name_or_path: str, **overrides) -> "DemoConfig":
-        from forensics.presets import read_preset
-
         return cls(**read_preset(cls, PRESET_DIR, name_or_path, "demo", overrides))
 
     def to_dict(self) -> dict:
@@ -58,8 +71,6 @@ class DemoResult:
 
 
 def render_world(config: DemoConfig, out: Path, say: Callable[[str], None]) -> Path:
-    from forensics.synthetic import WorldConfig, generate_world
-
     world = out / "synth"
     say(f"rendering {config.identities} identities x {config.videos_per_identity} videos x {config.frames} "
         f"frames at {config.size}px -> {world}")
@@ -68,10 +79,8 @@ def render_world(config: DemoConfig, out: Path, say: Callable[[str], None]) -> P
     return world
 
 
-def held_out_identities(world: Path) -> list[int]:
+def unseen_identities(world: Path) -> list[int]:
     """The world's test-split identities: neither the detector nor the animation generator trains on them."""
-    from forensics.data.manifest import read_manifest
-
     ids = sorted({int(str(r.identity).removeprefix("id")) for r in read_manifest(world / "manifest.csv")
                   if r.split == "test" and r.identity})
     if len(ids) < 2:
@@ -82,54 +91,38 @@ def held_out_identities(world: Path) -> list[int]:
 
 def train_default_detector(config: DemoConfig, world: Path, out: Path, say: Callable[[str], None]):
     """Cache faces and train the detector on real faces + self-blended pseudo-fakes (no generator fakes)."""
-    from forensics.cli.train import promote_if_first
-    from forensics.data.cache import CacheConfig, FaceCache
-    from forensics.data.registry import create_dataset
-    from forensics.pipelines.train_detector import train_detector
-    from forensics.tracking import start_run
-    from forensics.training.detector_task import DetectorTrainConfig
-
+    detector = dataclasses.replace(DetectorTrainConfig.from_preset(
+        config.detector_preset, frames_per_video=config.detector_frames, epochs=config.detector_epochs,
+        seed=config.seed, device=config.device), **config.detector_overrides)
+    say(f"preprocessing faces (MTCNN, alignment, tracks) -> {out / 'face_cache'}")
+    prepared = prepare_cache(world, detector, dataset="synthetic", cache_dir=out / "face_cache", progress=True,
+                             say=say)
+    report, cache = prepared.report, prepared.cache
     rows = create_dataset("synthetic", world).rows()
-    detector = DetectorTrainConfig.from_preset(config.detector_preset, frames_per_video=config.detector_frames,
-                                               epochs=config.detector_epochs, seed=config.seed, device=config.device)
-    cache = FaceCache(out / "face_cache", CacheConfig(frames=detector.frames_per_video, crop_size=detector.crop_size,
-                                                      margin=detector.margin, device=config.device))
-    say(f"preprocessing faces (MTCNN, alignment, tracks) -> {cache.root}")
-    report = cache.build(rows)
     say(f"{len(rows)} videos: detected {report.processed}, cached already {report.skipped}, no face "
         f"{report.no_face}, errors {report.failed}; {sum(len(e.faces) for e in cache.entries())} aligned crops")
     say(f"training the default detector on real faces + self-blended pseudo-fakes -> {out / 'detector'}")
-    with start_run("detectors", run_name="demo-detector", params=detector.to_dict(), tags={"kind": "demo"}) as run:
-        result = train_detector(detector, cache, out / "detector", run=run, progress=True)
-        if result.registered_version:
-            promote_if_first(result.registered_version)
-    return result, rows
+    trained = run_detector_training(detector, cache, out / "detector", run_name="demo-detector", progress=True,
+                                    tags={"kind": "demo"})
+    return trained.result, rows
 
 
 def train_generators(config: DemoConfig, world: Path, out: Path, pair: tuple[int, int],
                      say: Callable[[str], None]) -> dict[str, Path]:
     """Face swap on two held-out identities (the harness fakes those), animation on the training split."""
-    from forensics.tracking import start_run
-    from generators.registry import create_generator
-
     made = {}
     for family, extra in (("faceswap", {"identity_a": pair[0], "identity_b": pair[1]}), ("animation", {})):
         overrides = {"world": str(world), "seed": config.seed, "device": config.device, **extra,
                      **config.generator_overrides.get(family, {})}
-        spec, gen_config = create_generator(family, config.generator_preset, **overrides)
         target = out / "generators" / family
         say(f"training the {family} generator ({config.generator_preset}) -> {target}")
-        with start_run("generators", run_name=f"demo-{family}", params=gen_config.to_dict(),
-                       tags={"kind": "demo", "family": family}) as run:
-            _, made[family] = spec.train(gen_config, target, run=run)
+        made[family] = run_generator_training(family, config.generator_preset, target, run_name=f"demo-{family}",
+                                              tags={"kind": "demo"}, say=say, **overrides).model_dir
     return made
 
 
 def make_fake_video(faceswap: Path, world: Path, pair: tuple[int, int], out: Path, device: str) -> Path:
     """Identity A swapped onto a video of B that no stage trained the detector on."""
-    from forensics.io import atomic_write_json
-    from generators.faceswap import swap_video
-
     videos = sorted((world / "videos").glob(f"id{pair[1]:04d}_v*.mp4"))
     if not videos:
         raise ValueError(f"{world}: no video of identity {pair[1]} to swap onto")
@@ -140,8 +133,6 @@ def make_fake_video(faceswap: Path, world: Path, pair: tuple[int, int], out: Pat
 
 
 def run_demo(config: DemoConfig, out: str | Path, say: Callable[[str], None] = print) -> DemoResult:
-    from forensics.harness import CoevolveConfig, run_coevolution
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
@@ -154,7 +145,7 @@ def run_demo(config: DemoConfig, out: str | Path, say: Callable[[str], None] = p
         clock = now
 
     world = render_world(config, out, say)
-    held = held_out_identities(world)
+    held = unseen_identities(world)
     lap("render")
     detector, rows = train_default_detector(config, world, out, say)
     lap("detector")
@@ -184,13 +175,13 @@ def run_demo(config: DemoConfig, out: str | Path, say: Callable[[str], None] = p
 
 
 def scan_videos(videos: list[Path], out: Path) -> list[dict]:
-    """`forensics detect` with no --model, i.e. the registered champion, as a user would run it (records in
-    OUT/detections.jsonl, reports under OUT/report)."""
-    from forensics.cli.main import main as cli
-    from forensics.io import read_jsonl
-
+    """Scan with the registered champion, as `forensics detect` without --model would (records in
+    OUT/detections.jsonl, reports under OUT/report), so the demo shows what a user gets."""
+    champion = promote.resolve(promote.CHAMPION)
+    if champion is None:
+        raise ValueError(NO_MODEL)
     jsonl = out / "detections.jsonl"
     if jsonl.exists():
         jsonl.unlink()
-    cli(["detect", *map(str, videos), "--jsonl", str(jsonl), "--report", str(out / "report")])
-    return list(read_jsonl(jsonl))
+    return scan(videos, champion, DetectConfig(), jsonl=jsonl, report_dir=out / "report",
+                on_record=print_summary).records

@@ -1,9 +1,13 @@
 """Analyse one video or image: decode -> faces (MTCNN on keyframes, IoU tracks) -> aligned crops ->
-detector logits -> per-track and per-media verdict, as one JSONL record (ARCHITECTURE.md).
+detector logits -> per-track and per-media verdict, as one DetectRecord (the JSONL record of
+docs/ARCHITECTURE.md; built in forensics.pipelines.record).
+
+Faces and crops come from forensics.faces.FacePipeline, the same path the face-crop cache trains and
+calibrates on, with the crop the model records in its checkpoint; logits from detectors.predict_logits.
 
 Two ways to read a video. Sampled (default): N frames spread evenly over it, each one detected; cheap
 and enough for a verdict. Every-k-th frame: streamed in chunks so memory stays flat on long videos, with
-MTCNN on keyframes only and faces carried in between (see `frames.KeyframeFaces`).
+MTCNN on keyframes only and faces carried in between (see forensics.faces.KeyframeFaces).
 
 Bad media never raises out of `analyse`: it becomes a record with status "error" and a one-line reason
 that names the file; a partly damaged video is analysed as far as it decodes and carries a warning.
@@ -13,27 +17,19 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterator
 
 import numpy as np
-import torch
 
-from forensics.device import autocast, resolve_device
-from forensics.faces import DetectorConfig, FaceDetector, FaceInputError, IoUTracker, align_face, crop_box, get_detector
-from forensics.faces.detector import detection_size
+from detectors.aggregate import aggregate_scores
+from detectors.checkpoint import LoadedDetector, load_detector
+from detectors.predict import predict_logits
+from forensics.device import resolve_device
+from forensics.faces import FaceConfig, FacePipeline, auto_detect_every
 from forensics.media import Frame, MediaError, iter_frames, sample_frames
-from forensics.pipelines.frames import KeyframeFaces, auto_detect_every
-from forensics.pipelines.record import (
-    Observation,
-    ThumbnailPool,
-    base_record,
-    error_record,
-    fill_verdict,
-)
+from forensics.pipelines.record import OK, DetectRecord, Findings, ModelInfo, Observation, ThumbnailPool
 
 STAGES = ("decode", "faces", "align", "classify")
-# MTCNN's own floor: below this its first pyramid level is coarser than the P-Net window is useful for.
-MTCNN_MIN_FACE = 20
 
 
 @dataclass
@@ -44,10 +40,8 @@ class DetectConfig:
     every: analyse every k-th frame instead (1 = every frame), streamed in chunks of `chunk` frames.
     detect_every: run MTCNN on every D-th analysed frame and carry faces in between; None = automatic
         (1 when sampling, about 5 source frames apart in every-frame mode).
-    min_face_fraction: faces smaller than this fraction of the frame's short side are not looked for.
-        They are too small to show manipulation traces, and MTCNN's pyramid (its main cost) shrinks
-        with the square of the smallest face it has to find.
-    max_side: frames are face-detected on a copy whose long side is at most this.
+    faces: which faces are found and tracked (forensics.faces.FaceConfig: the settings the face-crop
+        cache uses for training, so detect sees faces the way the model learned them).
     batch_size: face crops per detector forward pass.
     thumbnails: how many of the most suspicious crops to keep for a report (0 = none).
     """
@@ -56,26 +50,19 @@ class DetectConfig:
     every: int | None = None
     detect_every: int | None = None
     chunk: int = 64
-    min_face_fraction: float = 1 / 20
-    max_side: int = 640
-    mtcnn_batch: int = 16
+    faces: FaceConfig = field(default_factory=FaceConfig)
     batch_size: int = 32
-    max_faces_per_frame: int | None = None
-    iou_threshold: float = 0.3
-    max_gap: int = 10
     device: str = "auto"
     thumbnails: int = 8
 
     def __post_init__(self) -> None:
-        for name in ("frames", "chunk", "max_side", "mtcnn_batch", "batch_size"):
+        for name in ("frames", "chunk", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"DetectConfig: {name} must be >= 1, got {getattr(self, name)}")
-        for name in ("every", "detect_every", "max_faces_per_frame"):
+        for name in ("every", "detect_every"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"DetectConfig: {name} must be >= 1 or None, got {value}")
-        if not 0.0 <= self.min_face_fraction < 1.0:
-            raise ValueError(f"DetectConfig: min_face_fraction must be in [0, 1), got {self.min_face_fraction}")
 
     @property
     def keyframe_stride(self) -> int:
@@ -84,7 +71,7 @@ class DetectConfig:
 
 @dataclass
 class Analysis:
-    record: dict
+    record: DetectRecord
     thumbnails: list[dict]                      # for forensics.report.write_report, most suspicious first
     timings: dict[str, float] = field(default_factory=dict)   # seconds per stage (STAGES)
 
@@ -92,88 +79,61 @@ class Analysis:
 class DetectPipeline:
     """One loaded detector and its face settings, reused across inputs."""
 
-    def __init__(self, loaded, config: DetectConfig | None = None) -> None:
+    def __init__(self, loaded: LoadedDetector, config: DetectConfig | None = None) -> None:
         self.config = config or DetectConfig()
         self.device = resolve_device(self.config.device)
         self.loaded = loaded
         self.model = loaded.model.to(self.device).eval()
-        crop = loaded.crop
-        self.crop_size = int(crop["size"])
-        self.margin = float(crop["margin"])
+        self.faces = FacePipeline(loaded.crop_spec, self.config.faces, device=str(self.device))
         self.threshold = float(loaded.threshold)
-        self.model_info = {"name": loaded.name, "sha256": loaded.sha256}
+        self.model_info = ModelInfo(name=loaded.name, sha256=loaded.sha256)
 
     @classmethod
     def from_path(cls, model_path, config: DetectConfig | None = None) -> "DetectPipeline":
-        from detectors import load_detector
-
         config = config or DetectConfig()
         return cls(load_detector(model_path, device=str(resolve_device(config.device))), config)
 
     # -- public ------------------------------------------------------------------------------------
     def analyse(self, path: str | Path) -> Analysis:
+        """Never raises for bad media: what went wrong becomes the record's one-line error."""
         started = time.perf_counter()
-        record = base_record(str(path), None, self.model_info, self.threshold)
+        findings = Findings()
         timings = dict.fromkeys(STAGES, 0.0)
         thumbnails = ThumbnailPool(self.config.thumbnails)
         try:
-            self._analyse(Path(path), record, timings, thumbnails)
+            self._analyse(Path(path), findings, timings, thumbnails)
         except MediaError as err:
-            error_record(record, str(err))
+            findings.error = str(err)
         except Exception as err:  # noqa: BLE001 - not expected; one odd input must not stop a batch
-            error_record(record, f"{path}: analysis failed ({type(err).__name__}: {err})")
-        record["elapsed_s"] = round(time.perf_counter() - started, 3)
-        picked = thumbnails.pick() if record["status"] == "ok" else []
+            findings.error = f"{path}: analysis failed ({type(err).__name__}: {err})"
+        record = DetectRecord.build(str(path), findings, self.model_info, self.threshold, self.loaded.probability,
+                                    aggregate_scores, elapsed_s=time.perf_counter() - started)
+        picked = thumbnails.pick() if record.status == OK else []
         return Analysis(record=record, thumbnails=picked, timings=timings)
 
     # -- stages ------------------------------------------------------------------------------------
-    def _analyse(self, path: Path, record: dict, timings: dict, thumbnails: ThumbnailPool) -> None:
+    def _analyse(self, path: Path, findings: Findings, timings: dict, thumbnails: ThumbnailPool) -> None:
         reader = FrameReader(path, frames=self.config.frames, every=self.config.every)
-        record["kind"] = reader.info.kind
-        faces = KeyframeFaces(self.face_detector(reader.info.height, reader.info.width).detect,
-                              detect_every=self.config.keyframe_stride, chunk=self.config.chunk)
+        findings.kind = reader.info.kind
         scorer = CropScorer(self, thumbnails)
-        tracker = IoUTracker(self.config.iou_threshold, self.config.max_gap)
+        detect_seconds, align_seconds = self.faces.detect_seconds, self.faces.align_seconds
         analysed = 0
-        for item in faces.run(reader.frames()):
+        for frame, crops in self.faces.stream(reader.frames(), detect_every=self.config.keyframe_stride,
+                                              chunk=self.config.chunk):
             analysed += 1
-            t0 = time.perf_counter()
-            found = item.faces[: self.config.max_faces_per_frame] if self.config.max_faces_per_frame else item.faces
-            for face, track in zip(found, tracker.update(found)):
-                scorer.add(self._crop(item.frame.image, face),
-                           Observation(frame=item.frame.index, t=item.frame.t, track=track,
-                                       box=face.box, logit=float("nan"), detected=item.detected))
-            timings["align"] += time.perf_counter() - t0
+            for face in crops:
+                scorer.add(face.crop, Observation(frame=face.frame, t=face.t, track=face.track, box=face.box,
+                                                  logit=float("nan"), detected=face.detected))
             if scorer.full:
                 scorer.flush()
         scorer.flush()
-        timings["faces"] = faces.seconds
+        timings["faces"] = self.faces.detect_seconds - detect_seconds
+        timings["align"] = self.faces.align_seconds - align_seconds
         timings["decode"] = reader.seconds
         timings["classify"] = scorer.seconds
-        record["frames_analyzed"] = analysed
-        record["warning"] = reader.warning
-        fill_verdict(record, scorer.observations, self.loaded.probability, _aggregate(), self.threshold)
-
-    def face_detector(self, height: int, width: int) -> FaceDetector:
-        """An MTCNN whose smallest face is `min_face_fraction` of this input's short side (in the pixels
-        of the downscaled copy it runs on), never below MTCNN's useful floor."""
-        short = min(detection_size(height, width, self.config.max_side))
-        min_face = max(MTCNN_MIN_FACE, int(round(short * self.config.min_face_fraction)))
-        return get_detector(DetectorConfig(device=str(self.device), min_face_size=min_face,
-                                           max_side=self.config.max_side, batch_size=self.config.mtcnn_batch))
-
-    def _crop(self, image: np.ndarray, face) -> np.ndarray:
-        """Aligned the way the model was trained; a box crop when MTCNN's landmarks collapse."""
-        try:
-            return align_face(image, face.landmarks, self.crop_size, self.margin)[0]
-        except FaceInputError:
-            return crop_box(image, face.box, self.crop_size, self.margin)
-
-
-def _aggregate():
-    from detectors import aggregate_scores
-
-    return aggregate_scores
+        findings.frames_analyzed = analysed
+        findings.warning = reader.warning
+        findings.observations = scorer.observations
 
 
 class FrameReader:
@@ -232,7 +192,8 @@ class CropScorer:
         if not self._crops:
             return
         t0 = time.perf_counter()
-        logits = score_crops(self.pipeline.model, self._crops, self.pipeline.device)
+        logits = predict_logits(self.pipeline.model, self._crops, self.pipeline.device,
+                                self.pipeline.config.batch_size)
         self.seconds += time.perf_counter() - t0
         probs = self.pipeline.loaded.probability(logits)
         for obs, logit, prob, crop in zip(self._pending, logits, probs, self._crops):
@@ -240,11 +201,3 @@ class CropScorer:
             self.observations.append(obs)
             self.thumbnails.offer(float(prob), obs.frame, obs.t, obs.track, crop)
         self._crops, self._pending = [], []
-
-
-def score_crops(model, crops: Iterable[np.ndarray], device: torch.device) -> np.ndarray:
-    """Fake logits for uint8 RGB crops (float32 numpy, one per crop)."""
-    batch = model.preprocess(np.stack(list(crops)))
-    with torch.inference_mode(), autocast(device):
-        logits = model(batch.to(device, non_blocking=True))
-    return logits.float().reshape(-1).cpu().numpy()

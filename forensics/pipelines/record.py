@@ -1,14 +1,22 @@
-"""Per-frame face scores -> per-track and per-media verdicts, in the JSONL record format of ARCHITECTURE.md.
+"""The detect record: per-frame face scores -> per-track and per-media verdicts, built in one place
+(`DetectRecord.build`) and written in one place (`DetectRecord.to_json`), in the contract of
+docs/ARCHITECTURE.md.
 
 A face track's score is the detector's robust aggregate of its frame logits (one bad frame, a blink or a
 motion blur, should not decide a video), calibrated to a probability. The media score is the highest track
 score, because a video is manipulated if any face in it is; but only tracks seen often enough count, so a
 one-keyframe false detection on a patterned background cannot decide the verdict.
+
+The typed record holds exactly the values its JSON carries (already rounded), so what a caller reads from
+it is what a user reads in the JSONL. Records are strict JSON: a detector that returns non-finite scores
+yields an error record, never a NaN.
 """
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -19,6 +27,11 @@ FAKE, REAL = "fake", "real"
 # A track must have been found by MTCNN on at least this many frames (fewer only if no track has that
 # many, e.g. a still image or a very short clip) for its score to count towards the media score.
 MIN_TRACK_DETECTIONS = 3
+# Decimal places kept in the record: scores to 1e-6, times to 0.1 ms, boxes to 0.1 px, elapsed to 1 ms.
+SCORE_DIGITS, TIME_DIGITS, BOX_DIGITS, ELAPSED_DIGITS = 6, 4, 1, 3
+
+Probability = Callable[[np.ndarray], np.ndarray]   # frame/track logits -> calibrated probabilities
+Aggregate = Callable[[list[float]], float]          # a track's frame logits -> one logit
 
 
 @dataclass
@@ -43,8 +56,8 @@ class TrackVerdict:
     mean_score: float  # plain mean of the frame probabilities (the ARCHITECTURE's "mean score")
 
 
-def track_verdicts(observations: Sequence[Observation], aggregate: Callable[[list[float]], float],
-                   probability: Callable[[np.ndarray], np.ndarray]) -> list[TrackVerdict]:
+def track_verdicts(observations: Sequence[Observation], aggregate: Aggregate,
+                   probability: Probability) -> list[TrackVerdict]:
     by_track: dict[int, list[Observation]] = {}
     for obs in observations:
         by_track.setdefault(obs.track, []).append(obs)
@@ -67,39 +80,140 @@ def media_score(tracks: Sequence[TrackVerdict], min_detections: int = MIN_TRACK_
     return max(t.score for t in tracks if t.detections >= needed)
 
 
-def base_record(path: str, kind: str | None, model: dict, threshold: float) -> dict:
-    """Every contract field present, null where not (yet) known."""
-    return {
-        "path": path, "kind": kind, "status": None, "error": None, "score": None, "label": None,
-        "threshold": threshold, "frames_analyzed": 0, "faces": [], "frame_scores": [], "model": model,
-        "elapsed_s": None, "warning": None,
-    }
+# -- the record ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelInfo:
+    """Which detector produced a record: its name and the hash of its weights."""
+
+    name: str
+    sha256: str
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "sha256": self.sha256}
 
 
-def fill_verdict(record: dict, observations: Sequence[Observation], probability, aggregate,
-                 threshold: float) -> None:
-    """Status, score, label, faces and frame_scores from the scored faces of one input."""
-    if not observations:
-        record["status"] = NO_FACE
-        return
-    tracks = track_verdicts(observations, aggregate, probability)
-    score = media_score(tracks)
-    frame_probs = probability(np.asarray([o.logit for o in observations], dtype=np.float32))
-    record["status"] = OK
-    record["score"] = round(float(score), 6)
-    record["label"] = FAKE if score >= threshold else REAL
-    record["faces"] = [{"id": t.id, "frames": t.frames, "score": round(t.score, 6),
-                        "mean_score": round(t.mean_score, 6), "detections": t.detections} for t in tracks]
-    record["frame_scores"] = [
-        {"frame": o.frame, "t": round(float(o.t), 4), "track": o.track,
-         "box": [round(float(v), 1) for v in o.box], "score": round(float(p), 6), "detected": o.detected}
-        for o, p in zip(observations, frame_probs)]
+@dataclass(frozen=True)
+class TrackRecord:
+    """One face track of a record (`faces`): its calibrated score decides the media score."""
+
+    id: int
+    frames: int
+    score: float
+    mean_score: float
+    detections: int
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "frames": self.frames, "score": self.score, "mean_score": self.mean_score,
+                "detections": self.detections}
 
 
-def error_record(record: dict, message: str) -> dict:
-    record.update(status=ERROR, error=" ".join(str(message).split()), score=None, label=None,
-                  faces=[], frame_scores=[])
-    return record
+@dataclass(frozen=True)
+class FrameScore:
+    """One face on one frame (`frame_scores`): the evidence behind a track's score, over time."""
+
+    frame: int
+    t: float
+    track: int
+    box: tuple[float, float, float, float]
+    score: float
+    detected: bool
+
+    def to_json(self) -> dict:
+        return {"frame": self.frame, "t": self.t, "track": self.track, "box": list(self.box),
+                "score": self.score, "detected": self.detected}
+
+
+@dataclass
+class Findings:
+    """What reading one input produced, however far it got: the input of `DetectRecord.build`.
+
+    `kind` is known as soon as the input opens; `frames_analyzed`, `warning` and `observations` once it has
+    been read to the end; `error` (one reason, naming the file) when it could not be.
+    """
+
+    kind: str | None = None
+    frames_analyzed: int = 0
+    warning: str | None = None
+    observations: list[Observation] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DetectRecord:
+    """One input's result, field for field and in the same order the JSON record of the contract
+    (see `to_json`).
+
+    `report` is an extra that exists only when a report was asked for (`with_report`): then the JSON
+    carries the page's path, or null if it could not be written.
+    """
+
+    path: str
+    kind: str | None
+    status: str
+    error: str | None = None
+    score: float | None = None
+    label: str | None = None
+    threshold: float
+    frames_analyzed: int = 0
+    faces: tuple[TrackRecord, ...] = ()
+    frame_scores: tuple[FrameScore, ...] = ()
+    model: ModelInfo
+    elapsed_s: float | None = None
+    warning: str | None = None
+    report: str | None = None
+    report_requested: bool = False
+
+    @classmethod
+    def build(cls, path: str, findings: Findings, model: ModelInfo, threshold: float,
+              probability: Probability, aggregate: Aggregate, elapsed_s: float) -> "DetectRecord":
+        """The record of one input: an error, no face, or the verdict of its scored faces."""
+        common = dict(path=path, kind=findings.kind, model=model, threshold=threshold,
+                      frames_analyzed=findings.frames_analyzed, elapsed_s=round(elapsed_s, ELAPSED_DIGITS),
+                      warning=findings.warning)
+        if findings.error is not None:
+            return cls(status=ERROR, error=" ".join(str(findings.error).split()), **common)
+        observations = findings.observations
+        if not observations:
+            return cls(status=NO_FACE, **common)
+        tracks = track_verdicts(observations, aggregate, probability)
+        score = media_score(tracks)
+        frame_probs = probability(np.asarray([o.logit for o in observations], dtype=np.float32))
+        numbers = [score, *(n for t in tracks for n in (t.score, t.mean_score)), *map(float, frame_probs)]
+        if not all(math.isfinite(n) for n in numbers):
+            return cls(status=ERROR, error=f"{path}: analysis failed (the detector gave non-finite scores)",
+                       **common)
+        return cls(
+            status=OK, score=round(float(score), SCORE_DIGITS), label=FAKE if score >= threshold else REAL,
+            faces=tuple(TrackRecord(id=int(t.id), frames=t.frames, score=round(t.score, SCORE_DIGITS),
+                                    mean_score=round(t.mean_score, SCORE_DIGITS), detections=int(t.detections))
+                        for t in tracks),
+            frame_scores=tuple(
+                FrameScore(frame=int(o.frame), t=round(float(o.t), TIME_DIGITS), track=int(o.track),
+                           box=tuple(round(float(v), BOX_DIGITS) for v in o.box),
+                           score=round(float(p), SCORE_DIGITS), detected=bool(o.detected))
+                for o, p in zip(observations, frame_probs)),
+            **common)
+
+    def with_report(self, page: str | None, problem: str | None = None) -> "DetectRecord":
+        """This record with its report page (None: not written); `problem` is added to the warning."""
+        warning = self.warning
+        if problem:
+            warning = f"{warning}; {problem}" if warning else problem
+        return dataclasses.replace(self, report=page, report_requested=True, warning=warning)
+
+    def to_json(self) -> dict:
+        """The record as written to stdout, the JSONL and reports: contract fields in contract order, then
+        the extras."""
+        out = {
+            "path": self.path, "kind": self.kind, "status": self.status, "error": self.error,
+            "score": self.score, "label": self.label, "threshold": self.threshold,
+            "frames_analyzed": self.frames_analyzed, "faces": [t.to_json() for t in self.faces],
+            "frame_scores": [f.to_json() for f in self.frame_scores], "model": self.model.to_json(),
+            "elapsed_s": self.elapsed_s, "warning": self.warning,
+        }
+        if self.report_requested:
+            out["report"] = self.report
+        return out
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from forensics.data.faceset import FaceSet, inter_ocular
+from forensics.synthetic.faceset import FaceSet, inter_ocular
 
 from .common import as_uint8_batch
 from .identity import IdentityProbe
@@ -124,12 +124,12 @@ def mtcnn_face_rate(images: Sequence[np.ndarray] | np.ndarray, min_prob: float =
     ~20 px, so a 64 px crop would be judged on too few pixels rather than on its realism. Full frames
     are passed as they are.
     """
-    from forensics.faces import DetectorConfig, get_detector
+    from forensics.faces import FaceDetectorConfig, get_face_detector
 
     images = [np.asarray(image) for image in images]
     if not images:
         raise ValueError("mtcnn_face_rate: no images")
-    detector = detector or get_detector(DetectorConfig(min_prob=min_prob))
+    detector = detector or get_face_detector(FaceDetectorConfig(min_prob=min_prob))
     frames = [_upscale(image, min_side) for image in images]
     found = detector.detect(frames)
     return float(np.mean([any(face.prob >= min_prob for face in faces) for faces in found]))

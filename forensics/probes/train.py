@@ -245,7 +245,7 @@ def train_probes(world_dir: str | Path, out_dir: str | Path, size: int | None = 
     Returns (identity probe, landmark probe, report); the report (held-out figures, timing, history) is
     also written to out_dir/report.json.
     """
-    from forensics.data.faceset import load_faceset
+    from forensics.synthetic.faceset import load_faceset
     from forensics.io import atomic_write_json
     from forensics.training import TrainConfig, Trainer
 

@@ -54,7 +54,7 @@ def create_model_version(client, name: str, source: str, run_id: str | None, ali
     return str(version.version)
 
 
-def resolve_model(name: str = "forensics-detector", alias: str = "champion") -> Path | None:
+def resolve_model(name: str, alias: str) -> Path | None:
     """Local folder with model.safetensors + config.json for name@alias; None when nothing is registered.
 
     A local store's version is used in place; a remote one is downloaded once into the model cache

@@ -176,8 +176,7 @@ class Run:
                 self._journal.artifacts.append(off.Artifact(local, artifact_path, is_dir=True))
             self._do(lambda s: s.client.log_artifacts(s.run_id, str(local), artifact_path), journaled=True)
 
-    def register_model(self, local_dir: str | Path, name: str = "forensics-detector",
-                       alias: str | None = "challenger") -> str | None:
+    def register_model(self, local_dir: str | Path, name: str, alias: str | None = None) -> str | None:
         """Log a detector checkpoint folder under "model/" and register it; returns the version (None
         when the run is not being logged at all).
 

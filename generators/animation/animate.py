@@ -22,8 +22,13 @@ import cv2
 import numpy as np
 import torch
 
+from forensics.device import autocast, resolve_device
+from forensics.faces import FaceDetectorConfig, align_face, get_face_detector
+from forensics.media import VideoWriter, iter_frames, load_image
+from generators.images import to_tensor, to_uint8
+
 from .checkpoint import AnimationModel, load_animation
-from .task import FAMILY, to_tensor, to_uint8
+from .config import FAMILY
 
 DETECT_CHUNK = 32   # driving frames held in memory at a time (crops are kept, frames are not)
 
@@ -62,8 +67,6 @@ def reenact_crops(model: AnimationModel, source_crops: np.ndarray, driving_crops
 def transfer(kp_detector, generator, sources: np.ndarray, drivings: np.ndarray, device, relative: bool,
              batch_size: int = 32) -> dict[str, np.ndarray]:
     """Core of reenact_crops on raw modules (also used by the training task's evaluation)."""
-    from forensics.device import autocast, resolve_device
-
     device = resolve_device(device)
     modes = (kp_detector.training, generator.training)
     kp_detector.eval(), generator.eval()
@@ -107,7 +110,7 @@ def relative_motion(kp_source: dict, kp_driving: dict, kp_initial: dict) -> dict
 
 # ---------------------------------------------------------------------- files in, video out
 
-def animate(checkpoint_dir: str | os.PathLike, source_image, driving_video: str | os.PathLike,
+def animate(checkpoint_dir: str | os.PathLike | AnimationModel, source_image, driving_video: str | os.PathLike,
             out_path: str | os.PathLike, relative: bool = True, output_size: int | None = 256,
             device: str = "auto", size: int | None = None, crf: int = 18, batch_size: int = 32) -> dict:
     """Write an H.264 video of the source face driven by `driving_video`; returns the recipe.
@@ -116,11 +119,13 @@ def animate(checkpoint_dir: str | os.PathLike, source_image, driving_video: str 
     model's crops are upscaled with bicubic interpolation; None keeps the model resolution). size: when
     given, the model's crop size must equal it. Errors are one line naming the file.
     """
-    from forensics.faces import DetectorConfig, get_detector
-    from forensics.media import VideoWriter, iter_frames, load_image
-
-    model = load_animation(checkpoint_dir, device=device, size=size)
-    detector = get_detector(DetectorConfig(device=device))
+    if isinstance(checkpoint_dir, AnimationModel):
+        model = checkpoint_dir
+        if size is not None and int(size) != model.size:
+            raise ValueError(f"{model.path}: the model works on {model.size}px crops, not {int(size)}px")
+    else:
+        model = load_animation(checkpoint_dir, device=device, size=size)
+    detector = get_face_detector(FaceDetectorConfig(device=device))
     source_name = str(source_image) if isinstance(source_image, (str, os.PathLike)) else "source image (array)"
     image = load_image(source_image) if isinstance(source_image, (str, os.PathLike)) else np.asarray(source_image)
     source_crop = _aligned_crops(detector, [image], model)[0]
@@ -158,8 +163,6 @@ def animate(checkpoint_dir: str | os.PathLike, source_image, driving_video: str 
 
 def _aligned_crops(detector, frames: Sequence[np.ndarray], model: AnimationModel) -> list[np.ndarray | None]:
     """The most confident face of each frame, aligned like the training crops; None where there is none."""
-    from forensics.faces import align_face
-
     out: list[np.ndarray | None] = []
     for frame, faces in zip(frames, detector.detect(list(frames))):
         if not faces:

@@ -20,13 +20,14 @@ from generators.checkpoint import (CONFIG_FILE, FORMAT, WEIGHTS_FILE, GeneratorC
                                    one_line, read_generator as read_checkpoint, save_generator as save_checkpoint,
                                    state_mismatch)
 
-from .task import FAMILY, AnimationConfig, build_modules
+from .config import FAMILY, AnimationConfig
+from .model import build_modules
 
 INFERENCE_MODULES = ("kp_detector", "generator")
 _RESERVED = ("format", "family", "config", "modules", "weights_sha256")
 
 __all__ = ["CONFIG_FILE", "FORMAT", "INFERENCE_MODULES", "WEIGHTS_FILE", "AnimationModel", "GeneratorCheckpointError",
-           "load_animation", "load_generator", "read_generator", "save_animation", "save_generator", "state_mismatch"]
+           "load_animation", "read_generator", "save_animation", "save_generator", "state_mismatch"]
 
 
 @dataclass
@@ -46,6 +47,10 @@ class AnimationModel:
     @property
     def size(self) -> int:
         return self.config.size
+
+    @property
+    def margin(self) -> float:
+        return float(self.config.margin)
 
 
 def save_generator(directory: str | os.PathLike, modules: dict[str, nn.Module], config: dict,
@@ -71,13 +76,6 @@ def save_animation(directory: str | os.PathLike, modules: dict[str, nn.Module], 
 def read_generator(path: str | os.PathLike) -> tuple[dict[str, dict[str, torch.Tensor]], dict, str, Path]:
     """(state dicts by module, config.json, weights sha256, directory) of an animation checkpoint."""
     return read_checkpoint(path, FAMILY)
-
-
-def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu",
-                   size: int | None = None) -> tuple[dict[str, nn.Module], AnimationConfig]:
-    """(kp_detector and generator rebuilt from config.json with the saved weights, in eval mode; config)."""
-    model = load_animation(path, device=device, size=size)
-    return {"kp_detector": model.kp_detector, "generator": model.generator}, model.config
 
 
 def load_animation(path: str | os.PathLike, device: str | torch.device = "cpu",

@@ -13,150 +13,27 @@ the multi-scale patch discriminator with the hinge loss.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import tempfile
+import warnings
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import torch
 
+from forensics.media import iter_frames
+from forensics.synthetic.faceset import FaceSet, load_faceset
+from forensics.tracking.figures import sample_grid
+from forensics.training import Trainer
+from generators.images import to_tensor
 from generators.losses import d_hinge_loss, g_hinge_loss
 
-from .discriminator import MultiScaleDiscriminator, feature_matching_loss
-from .generator import OcclusionAwareGenerator
-from .keypoints import KeypointDetector
+from .animate import animate, transfer
+from .checkpoint import save_animation
+from .config import AnimationConfig
+from .discriminator import feature_matching_loss
 from .losses import RandomFeatures, RandomTransform, equivariance_loss, reconstruction_loss
-
-PRESET_DIR = Path(__file__).parent / "presets"
-FAMILY = "animation"
-
-
-@dataclass
-class AnimationConfig:
-    """Architecture (saved with the weights) and training recipe; YAML presets in generators/animation/presets/."""
-    # -- data
-    world: str = "data/synth"               # synthetic world to train on (when no FaceSet is given)
-    size: int = 64                          # aligned crop side the model works at
-    margin: float = 0.25                    # alignment margin (forensics.faces.align_face)
-    # -- keypoint detector
-    num_kp: int = 10
-    estimate_jacobian: bool = True
-    kp_block_expansion: int = 32
-    kp_num_blocks: int = 3
-    kp_max_features: int = 256
-    kp_scale_factor: float = 0.5
-    kp_temperature: float = 0.1
-    # -- dense motion
-    dm_block_expansion: int = 32
-    dm_num_blocks: int = 3
-    dm_max_features: int = 256
-    dm_scale_factor: float = 0.5
-    kp_variance: float = 0.01
-    estimate_occlusion_map: bool = True
-    head_kernel: int = 7                    # FOMM's 7x7 convs: keypoint/mask/occlusion heads, generator ends
-    # -- generator
-    gen_block_expansion: int = 32
-    gen_max_features: int = 256
-    gen_down_blocks: int = 2
-    gen_bottleneck_blocks: int = 3
-    warped_skips: bool = True               # warp every encoder resolution, not only the bottleneck (TPSMM)
-    pixel_skip: bool = True                 # blend the warped source image in through a predicted mask
-    # -- discriminator
-    disc_scales: list = field(default_factory=lambda: [1.0])
-    disc_block_expansion: int = 32
-    disc_num_blocks: int = 3
-    disc_max_features: int = 256
-    # -- training
-    epochs: int = 10
-    batch_size: int = 16
-    pairs_per_video: int = 16               # (source, driving) pairs drawn per training video per epoch
-    lr_generator: float = 2e-4
-    lr_discriminator: float = 2e-4
-    betas: list = field(default_factory=lambda: [0.5, 0.999])
-    flip: bool = True                       # mirror both frames of a pair together
-    loss_scales: list = field(default_factory=lambda: [1.0, 0.5, 0.25, 0.125])
-    pixel_weight: float = 10.0
-    feature_weight: float = 10.0
-    feature_widths: list = field(default_factory=lambda: [16, 32, 64])
-    equivariance_value: float = 10.0
-    equivariance_jacobian: float = 10.0
-    sigma_affine: float = 0.05
-    sigma_tps: float = 0.005
-    points_tps: int = 5
-    adversarial_weight: float = 0.1
-    feature_matching_weight: float = 1.0
-    adversarial_start_epoch: int = 1
-    train_split: str = "train"
-    eval_split: str = "val"                 # falls back to the training videos when the split is empty
-    eval_videos: int = 12
-    eval_frames: int = 8                    # driving frames per evaluation video (source: its first frame)
-    grid_columns: int = 8
-    seed: int = 0
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        multiple = 2 ** self.gen_down_blocks
-        if self.size % multiple or int(self.size * self.kp_scale_factor) % (2 ** self.kp_num_blocks) \
-                or int(self.size * self.dm_scale_factor) % (2 ** self.dm_num_blocks):
-            raise ValueError(f"AnimationConfig: size {self.size} must be divisible by 2**gen_down_blocks and, "
-                             f"after each scale factor, by 2**num_blocks of the keypoint and motion hourglasses")
-        if self.num_kp < 1 or self.batch_size < 1 or self.pairs_per_video < 1:
-            raise ValueError("AnimationConfig: num_kp, batch_size and pairs_per_video must be >= 1")
-
-    @classmethod
-    def from_preset(cls, name_or_path: str, **overrides) -> "AnimationConfig":
-        from forensics.presets import read_preset
-
-        return cls(**read_preset(cls, PRESET_DIR, name_or_path, "animation", overrides))
-
-    @classmethod
-    def from_dict(cls, data: dict, where: str = "config", **overrides) -> "AnimationConfig":
-        """A config as to_dict() wrote it (e.g. a checkpoint's); an unknown key is a one-line error naming `where`."""
-        try:
-            return cls(**{**data, **{k: v for k, v in overrides.items() if v is not None}})
-        except TypeError as exc:  # "__init__() got an unexpected keyword argument 'x'"
-            raise ValueError(f"{where}: {exc}") from None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def train_config(self, checkpoint_dir=None, **overrides):
-        """The loop settings this family expects: no early stopping (GAN losses are no stopping signal)."""
-        from forensics.training import TrainConfig
-
-        base = dict(epochs=self.epochs, device=self.device, seed=self.seed, patience=None, monitor=None,
-                    checkpoint_dir=checkpoint_dir)
-        return TrainConfig(**{**base, **overrides})
-
-
-def build_modules(config: AnimationConfig) -> dict[str, torch.nn.Module]:
-    """The three trained modules, named as in checkpoints: kp_detector, generator, discriminator."""
-    c = config
-    kp_detector = KeypointDetector(num_kp=c.num_kp, block_expansion=c.kp_block_expansion, num_blocks=c.kp_num_blocks,
-                                   max_features=c.kp_max_features, temperature=c.kp_temperature,
-                                   estimate_jacobian=c.estimate_jacobian, scale_factor=c.kp_scale_factor,
-                                   head_kernel=c.head_kernel)
-    dense = dict(block_expansion=c.dm_block_expansion, num_blocks=c.dm_num_blocks, max_features=c.dm_max_features,
-                 scale_factor=c.dm_scale_factor, kp_variance=c.kp_variance, head_kernel=c.head_kernel)
-    generator = OcclusionAwareGenerator(num_kp=c.num_kp, block_expansion=c.gen_block_expansion,
-                                        max_features=c.gen_max_features, num_down_blocks=c.gen_down_blocks,
-                                        num_bottleneck_blocks=c.gen_bottleneck_blocks,
-                                        estimate_occlusion_map=c.estimate_occlusion_map, dense_motion_params=dense,
-                                        warped_skips=c.warped_skips, pixel_skip=c.pixel_skip,
-                                        edge_kernel=c.head_kernel)
-    discriminator = MultiScaleDiscriminator(scales=tuple(c.disc_scales), block_expansion=c.disc_block_expansion,
-                                            num_blocks=c.disc_num_blocks, max_features=c.disc_max_features)
-    return {"kp_detector": kp_detector, "generator": generator, "discriminator": discriminator}
-
-
-def to_tensor(images: np.ndarray | torch.Tensor, device) -> torch.Tensor:
-    """uint8 [B, S, S, 3] -> float [B, 3, S, S] in [0, 1] on device."""
-    images = torch.as_tensor(images)
-    return images.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0).contiguous()
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    return (images.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
+from .model import build_modules
 
 
 def split_keypoints(kp: dict, parts: int) -> list[dict]:
@@ -185,9 +62,9 @@ class PairBatches:
 
 
 class AnimationTask:
-    """TrainTask for the animation family (see module docstring). `faces` is a FaceSet (forensics.data)."""
+    """TrainTask for the animation family (see module docstring). `faces` is a FaceSet (forensics.synthetic)."""
 
-    def __init__(self, config: AnimationConfig, faces):
+    def __init__(self, config: AnimationConfig, faces: FaceSet):
         if faces.size != config.size:
             raise ValueError(f"animation training: face crops are {faces.size}px but the config says {config.size}px")
         self.config = config
@@ -260,8 +137,6 @@ class AnimationTask:
 
     def evaluate(self, epoch: int, ctx) -> dict[str, float]:
         """Self-reenactment on held-out videos: each video's first frame animated by its later frames."""
-        from .animate import transfer
-
         sources, drivings = self.evaluation_pairs()
         result = transfer(ctx.raw_modules["kp_detector"], ctx.raw_modules["generator"], sources, drivings,
                           device=ctx.device, relative=False)
@@ -316,8 +191,6 @@ def adversarial_terms(judged: dict) -> tuple[torch.Tensor, torch.Tensor]:
 def sample_rows(samples: dict, columns: int) -> np.ndarray:
     """Grid with rows source / driving / generated, one column per evaluation video (first pairs taken
     at a stride so that columns show different people)."""
-    from forensics.tracking.figures import sample_grid
-
     n = len(samples["sources"])
     picks = np.unique(np.linspace(0, n - 1, min(columns, n)).round().astype(int))
     images = [*samples["sources"][picks], *samples["drivings"][picks], *samples["generated"][picks]]
@@ -325,11 +198,9 @@ def sample_rows(samples: dict, columns: int) -> np.ndarray:
     return sample_grid(images, captions, ncols=len(picks), cell=max(128, samples["sources"].shape[1]))
 
 
-def make_task(config: AnimationConfig, faces=None) -> AnimationTask:
+def make_task(config: AnimationConfig, faces: FaceSet | None = None) -> AnimationTask:
     """The registry's task factory: faces default to every crop of the configured world at the model size."""
     if faces is None:
-        from forensics.data.faceset import load_faceset
-
         faces = load_faceset(config.world, size=config.size, margin=config.margin)
     return AnimationTask(config, faces)
 
@@ -339,10 +210,6 @@ def train_animation(config: AnimationConfig, checkpoint_dir: str | Path, run=Non
     """Train in the shared loop (resuming from checkpoint_dir/last), export the generator checkpoint into
     checkpoint_dir itself, and with a run log a short animated video made by `animate` from world files
     (the real MTCNN path) with its recipe. Returns (FitResult, checkpoint_dir)."""
-    from forensics.training import Trainer
-
-    from .checkpoint import save_animation
-
     task = make_task(config, faces)
     trainer = Trainer(task, config.train_config(checkpoint_dir, **train_overrides), run=run)
     result = trainer.fit()
@@ -360,13 +227,6 @@ def train_animation(config: AnimationConfig, checkpoint_dir: str | Path, run=Non
 def log_sample_video(checkpoint: Path, world: Path, videos: list[str], run, device: str = "auto") -> dict | None:
     """Animate the first frame of one held-out video by another held-out video; a failure is reported, not
     raised, because the trained checkpoint is already safe on disk."""
-    import tempfile
-    import warnings
-
-    from forensics.media import iter_frames
-
-    from .animate import animate
-
     if not videos:
         return None
     source_video, driving_video = world / videos[0], world / videos[-1]

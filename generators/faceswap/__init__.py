@@ -5,18 +5,21 @@
     result, ckpt = train_faceswap(config, "runs/faceswap")          # the shared training loop
     recipe = swap_video(ckpt, "video_of_b.mp4", "fake.mp4", source="a")
 
-`GENERATOR` is this family's entry for generators.registry (name, config class, task factory, loader).
+Importing the package registers the family (family.FaceswapFamily) with generators.registry.
 """
-from generators.faceswap.checkpoint import (GeneratorCheckpointError, LoadedFaceswap, load_faceswap,
-                                            load_generator, save_generator)
-from generators.faceswap.convert import generate, swap_crops, swap_frames, swap_video
-from generators.faceswap.discriminator import PatchDiscriminator, d_hinge_loss, g_hinge_loss
-from generators.faceswap.model import FaceswapAutoencoder, FaceswapModelConfig
-from generators.faceswap.task import FaceswapConfig, FaceswapTask, load_pair, make_task, train_faceswap
+from generators.registry import register_family
 
-GENERATOR = dict(name="faceswap", config=FaceswapConfig, make_task=make_task, load=load_faceswap, train=train_faceswap)
+from .checkpoint import GeneratorCheckpointError, LoadedFaceswap, load_faceswap, save_generator
+from .config import FAMILY, FaceswapConfig
+from .convert import generate, swap_crops, swap_frames, swap_video
+from .discriminator import PatchDiscriminator, d_hinge_loss, g_hinge_loss
+from .family import FaceswapFamily, identity_pair
+from .model import FaceswapAutoencoder, FaceswapModelConfig
+from .task import FaceswapTask, load_pair, make_task, train_faceswap
 
-__all__ = ["GENERATOR", "FaceswapAutoencoder", "FaceswapConfig", "FaceswapModelConfig", "FaceswapTask",
-           "GeneratorCheckpointError", "LoadedFaceswap", "PatchDiscriminator", "d_hinge_loss", "g_hinge_loss",
-           "generate", "load_faceswap", "load_generator", "load_pair", "make_task", "save_generator", "swap_crops",
-           "swap_frames", "swap_video", "train_faceswap"]
+FAMILY_SPEC = register_family(FaceswapFamily())
+
+__all__ = ["FAMILY", "FAMILY_SPEC", "FaceswapAutoencoder", "FaceswapConfig", "FaceswapFamily", "FaceswapModelConfig",
+           "FaceswapTask", "GeneratorCheckpointError", "LoadedFaceswap", "PatchDiscriminator", "d_hinge_loss",
+           "g_hinge_loss", "generate", "identity_pair", "load_faceswap", "load_pair", "make_task", "save_generator",
+           "swap_crops", "swap_frames", "swap_video", "train_faceswap"]

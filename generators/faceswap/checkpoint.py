@@ -15,11 +15,12 @@ import torch
 from generators.checkpoint import (CONFIG_FILE, FORMAT, WEIGHTS_FILE, GeneratorCheckpointError, checkpoint_dir,
                                    load_modules, one_line, read_generator as read_checkpoint, save_generator,
                                    state_mismatch)
+from generators.faceswap.model import FaceswapAutoencoder, FaceswapModelConfig
 
 FAMILY = "faceswap"
 
 __all__ = ["CONFIG_FILE", "FAMILY", "FORMAT", "WEIGHTS_FILE", "GeneratorCheckpointError", "LoadedFaceswap",
-           "checkpoint_dir", "load_faceswap", "load_generator", "read_generator", "save_generator", "state_mismatch"]
+           "checkpoint_dir", "load_faceswap", "read_generator", "save_generator", "state_mismatch"]
 
 
 @dataclass
@@ -50,20 +51,12 @@ def read_generator(path: str | os.PathLike, family: str = FAMILY
     return read_checkpoint(path, family)
 
 
-def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[dict[str, torch.nn.Module], dict]:
-    """({"generator": FaceswapAutoencoder} in eval mode, config.json): the shared generator contract."""
-    loaded = load_faceswap(path, device=device)
-    return {"generator": loaded.model}, loaded.config
-
-
 def load_faceswap(path: str | os.PathLike, device: str | torch.device = "cpu", size: int | None = None) -> LoadedFaceswap:
     """Rebuild the autoencoder from config.json and load its weights strictly.
 
     `size`: the crop size the caller will feed; a different training resolution is refused here, in one
     line, rather than failing later inside a convolution.
     """
-    from generators.faceswap.model import FaceswapAutoencoder, FaceswapModelConfig
-
     states, config, sha, directory = read_checkpoint(path, FAMILY)
     try:
         arch = FaceswapModelConfig.from_dict(config.get("model") or {})

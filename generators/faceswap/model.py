@@ -154,7 +154,3 @@ class FaceswapAutoencoder(nn.Module):
         if decoder not in self.decoders:
             raise ValueError(f"faceswap: unknown decoder {decoder!r} (this model has {', '.join(self.decoders)})")
         return self.decoders[decoder](self.encoder(x))
-
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())

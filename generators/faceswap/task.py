@@ -13,125 +13,29 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import asdict, dataclass, fields
+import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from generators.faceswap.augment import WarpConfig, apply_warps, hull_masks, sample_warps
+from forensics.synthetic.faceset import FaceSet, load_faceset
+from forensics.tracking.figures import sample_grid
+from forensics.training import Trainer
+from generators.faceswap.augment import apply_warps, hull_masks, sample_warps
+from generators.faceswap.checkpoint import save_generator
+from generators.faceswap.config import FAMILY, FaceswapConfig
+from generators.faceswap.convert import swap_video
 from generators.faceswap.discriminator import PatchDiscriminator, d_hinge_loss, g_hinge_loss, layers_for
 from generators.faceswap.losses import dssim, pyramid_l1, soft_bce, weighted_l1
-from generators.faceswap.model import FaceswapAutoencoder, FaceswapModelConfig
-
-PRESET_DIR = Path(__file__).parent / "presets"
-
-
-@dataclass
-class FaceswapConfig:
-    """Everything that decides a face-swap training run; YAML presets in generators/faceswap/presets/.
-
-    identity_a / identity_b: synthetic identity ids of `world`; decoder "a" learns to draw identity_a.
-    batch_size is per identity (a step sees 2 x batch_size crops). adv_start_epoch counts from 0.
-    Mask targets: the 68-point hull (`mask_hull` "face" | "extended" | "inner"), eroded by `mask_erode`
-    and blurred by `mask_blur`, both as fractions of the crop size.
-    """
-    world: str = "data/synth"
-    identity_a: int = 0
-    identity_b: int = 1
-    size: int = 64
-    margin: float = 0.25
-    every: int = 1
-    # architecture
-    encoder_channels: int = 32
-    bottleneck_channels: int = 256
-    latent_dim: int = 256
-    decoder_channels: int = 128
-    decoder_residual: bool = False
-    disc_channels: int = 32
-    disc_layers: int | None = None          # None: enough strides for an ~8x8 patch grid
-    # optimisation
-    epochs: int = 8
-    steps_per_epoch: int = 200
-    batch_size: int = 8
-    grad_accum: int = 1
-    lr: float = 5e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    # losses
-    l1_weight: float = 1.0
-    pyramid_levels: int = 3
-    pyramid_weight: float = 1.0
-    ssim_weight: float = 1.0
-    face_weight: float = 2.0                # extra per-pixel weight inside the hull mask
-    mask_weight: float = 1.0
-    adv_weight: float = 0.1
-    adv_start_epoch: int = 1
-    # mask targets
-    mask_hull: str = "face"
-    mask_erode: float = 0.02
-    mask_blur: float = 0.02
-    # augmentation (see augment.WarpConfig)
-    aug_rotation: float = 0.0               # shared by input and target: aligned crops barely vary in
-    aug_scale: float = 0.0                  # roll/scale/shift, and learning such poses costs capacity
-    aug_shift: float = 0.0                  # (measured: +25-40% reconstruction L1 at equal steps)
-    flip: bool = True
-    warp_rotation: float = 3.0
-    warp_scale: float = 0.03
-    warp_shift: float = 0.03
-    warp_elastic: float = 0.05
-    warp_grid: int = 5
-    # run
-    eval_frames: int = 16                   # per identity, evenly spaced, scored without warps
-    preview: int = 6                        # frames per row of the sample grid
-    channels_last: bool = False             # CUDA only
-    seed: int = 0
-    device: str = "auto"
-    log_every: int = 10
-
-    def __post_init__(self) -> None:
-        if self.identity_a == self.identity_b:
-            raise ValueError(f"faceswap: identity_a and identity_b must differ, both are {self.identity_a}")
-        if self.steps_per_epoch < 1 or self.batch_size < 1 or self.epochs < 0:
-            raise ValueError("faceswap: steps_per_epoch and batch_size must be >= 1, epochs >= 0")
-        if self.mask_hull not in ("face", "extended", "inner"):
-            raise ValueError(f"faceswap: mask_hull must be face, extended or inner, got {self.mask_hull!r}")
-        self.model_config()  # validates size and widths
-
-    @classmethod
-    def from_preset(cls, name_or_path: str, **overrides) -> "FaceswapConfig":
-        from forensics.presets import read_preset
-
-        return cls(**read_preset(cls, PRESET_DIR, name_or_path, "faceswap", overrides))
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def model_config(self) -> FaceswapModelConfig:
-        return FaceswapModelConfig(size=self.size, margin=self.margin, encoder_channels=self.encoder_channels,
-                                   bottleneck_channels=self.bottleneck_channels, latent_dim=self.latent_dim,
-                                   decoder_channels=self.decoder_channels, decoder_residual=self.decoder_residual)
-
-    def warp_config(self) -> WarpConfig:
-        names = {f.name for f in fields(WarpConfig)}
-        return WarpConfig(**{k: v for k, v in asdict(self).items() if k in names})
-
-    def train_config(self, checkpoint_dir: str | Path | None = None, **overrides):
-        """The loop's TrainConfig: no early stopping (GAN losses do not measure quality), every epoch kept."""
-        from forensics.training import TrainConfig
-
-        values = dict(epochs=self.epochs, grad_accum=self.grad_accum, device=self.device, amp=True, seed=self.seed,
-                      patience=None, monitor=None, checkpoint_dir=checkpoint_dir, log_every=self.log_every)
-        values.update(overrides)
-        return TrainConfig(**values)
+from generators.faceswap.model import FaceswapAutoencoder
+from generators.images import to_uint8
 
 
-def load_pair(config: FaceswapConfig):
+def load_pair(config: FaceswapConfig) -> FaceSet:
     """The two identities' aligned crops (FaceSet) from the configured synthetic world."""
-    from forensics.data.faceset import load_faceset
-
     return load_faceset(config.world, size=config.size, margin=config.margin,
                         identities=[config.identity_a, config.identity_b], every=config.every)
 
@@ -140,7 +44,7 @@ class FaceswapTask:
     """The loop protocol for one identity pair (see module docstring). After build(), `generator` and
     `discriminator` are the live modules; export() writes a generator checkpoint from them."""
 
-    def __init__(self, config: FaceswapConfig, faces):
+    def __init__(self, config: FaceswapConfig, faces: FaceSet):
         if faces.size != config.size:
             raise ValueError(f"faceswap: crops are {faces.size}px but the config asks for {config.size}px")
         self.config = config
@@ -268,7 +172,7 @@ class FaceswapTask:
     # ---------------------------------------------------------------- export
     def checkpoint_config(self, metrics: dict | None = None) -> dict:
         cfg = self.config
-        return {"family": "faceswap", "model": cfg.model_config().to_dict(),
+        return {"family": FAMILY, "model": cfg.model_config().to_dict(),
                 "identities": {"a": cfg.identity_a, "b": cfg.identity_b},
                 "crop": {"size": cfg.size, "margin": cfg.margin, "aligner": "five-point similarity (ArcFace template)"},
                 "mask": {"head": "learned", "target": f"68-point hull ({cfg.mask_hull})", "erode": cfg.mask_erode,
@@ -279,8 +183,6 @@ class FaceswapTask:
 
     def export(self, directory: str | Path, metrics: dict | None = None) -> Path:
         """Write the generator checkpoint (generator.safetensors + config.json) that convert.py loads."""
-        from generators.faceswap.checkpoint import save_generator
-
         if self.generator is None:
             raise RuntimeError("faceswap: export() before build(): nothing has been trained")
         return save_generator(directory, {"generator": self.generator}, self.checkpoint_config(metrics))
@@ -300,19 +202,11 @@ class FaceswapTask:
 
 def _grid(rows: list[torch.Tensor], ncols: int) -> np.ndarray:
     """uint8 grid: target B / B as A / target A / A as B, one row each."""
-    from forensics.tracking.figures import sample_grid
-
     images = [to_uint8(t) for row in rows for t in row]
     return sample_grid(images, ncols=ncols, cell=max(64, int(rows[0].shape[-1])))
 
 
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """[3, S, S] or [B, 3, S, S] float in [0, 1] -> uint8 HWC (BHWC)."""
-    x = x.detach().float().clamp(0, 1).mul(255.0).round().to(torch.uint8)
-    return (x.permute(1, 2, 0) if x.ndim == 3 else x.permute(0, 2, 3, 1)).cpu().numpy()
-
-
-def make_task(config: FaceswapConfig, faces=None) -> FaceswapTask:
+def make_task(config: FaceswapConfig, faces: FaceSet | None = None) -> FaceswapTask:
     """The registry's task factory: the faces default to the configured world's two identities."""
     return FaceswapTask(config, faces if faces is not None else load_pair(config))
 
@@ -322,8 +216,6 @@ def train_faceswap(config: FaceswapConfig, checkpoint_dir: str | Path, run=None,
     """Train in the shared loop (resuming from checkpoint_dir/last), then export the generator into
     checkpoint_dir itself; with a run, also log a short swapped video of identity B (the "sample video at
     the end") and its recipe. Returns (FitResult, checkpoint_dir)."""
-    from forensics.training import Trainer
-
     task = make_task(config, faces)
     result = Trainer(task, config.train_config(checkpoint_dir, **train_overrides), run=run).fit()
     last = result.history[-1] if result.history else {}
@@ -337,11 +229,6 @@ def train_faceswap(config: FaceswapConfig, checkpoint_dir: str | Path, run=None,
 def log_sample_video(checkpoint: Path, target_video: Path, run, device: str = "auto") -> dict | None:
     """Swap A onto one video of B and log it with its recipe; a failure here is reported, not raised,
     because the trained checkpoint is already safe on disk."""
-    import tempfile
-    import warnings
-
-    from generators.faceswap.convert import swap_video
-
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / f"swap_a_onto_{Path(target_video).stem}.mp4"
         try:

@@ -14,8 +14,19 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from tqdm.auto import tqdm
+
+from forensics.data.manifest import read_manifest
+from forensics.faces.crops import CropSpec, aligned_crop, face_from_points
+from forensics.io import atomic_path
+from forensics.landmarks import five_points
+from forensics.media import iter_frames
+from forensics.synthetic.world import load_truth
 
 FACESET_VERSION = 1
+# The co-evolution game's split of a held-out identity's footage: its first video is the "fit" portion (both
+# sides train on it), its other videos the "eval" portion (scored only).
+PORTIONS = ("fit", "eval")
 
 
 @dataclass
@@ -54,6 +65,26 @@ class FaceSet:
     def video_ids(self) -> list[int]:
         return sorted(int(v) for v in np.unique(self.video))
 
+    def portion_rows(self, identities: Sequence[int], portion: str) -> np.ndarray:
+        """Rows of `identities` in a portion ("fit": each identity's first video; "eval": the others),
+        ordered by video and frame."""
+        if portion not in PORTIONS:
+            raise ValueError(f"portion must be one of {PORTIONS}, got {portion!r}")
+        out = []
+        for identity in identities:
+            rows = np.flatnonzero(self.identity == int(identity))
+            if len(rows) == 0:
+                continue
+            first = np.min(self.video[rows])
+            keep = self.video[rows] == first if portion == "fit" else self.video[rows] != first
+            out.append(rows[keep])
+        rows = np.concatenate(out) if out else np.zeros(0, np.int64)
+        return rows[np.lexsort((self.frame[rows], self.video[rows]))]
+
+    def video_names(self, rows: np.ndarray) -> np.ndarray:
+        """The video (path relative to the world) of each row: the group key of video-level scores."""
+        return np.array([self.videos[v] for v in self.video[rows]])
+
     def inter_ocular(self) -> np.ndarray:
         """Distance between the eye centres, per face: the unit landmark errors are reported in."""
         return inter_ocular(self.landmarks)
@@ -85,13 +116,7 @@ def load_faceset(world: str | Path, size: int = 64, margin: float = 0.25, identi
 
 
 def _build(world: Path, size: int, margin: float, every: int, progress: bool) -> FaceSet:
-    from tqdm.auto import tqdm
-
-    from forensics.data.manifest import read_manifest
-    from forensics.faces.align import align_face
-    from forensics.media import iter_frames
-    from forensics.synthetic import five_points, load_truth
-
+    spec = CropSpec(size, margin)
     rows = read_manifest(world / "manifest.csv")
     images, landmarks, ids, videos_idx, frames, splits, videos = [], [], [], [], [], [], []
     for row in tqdm(rows, desc="faceset", unit="video", disable=not progress):
@@ -106,7 +131,7 @@ def _build(world: Path, size: int, margin: float, every: int, progress: bool) ->
             if truth is None:
                 continue
             lm68 = np.asarray(truth.landmarks, np.float64)
-            crop, matrix = align_face(frame.image, five_points(lm68), size=size, margin=margin)
+            crop, matrix = aligned_crop(frame.image, face_from_points(five_points(lm68)), spec)
             images.append(crop)
             landmarks.append((lm68 @ matrix[:, :2].T + matrix[:, 2]).astype(np.float32))
             ids.append(int(truth.identity))
@@ -120,8 +145,6 @@ def _build(world: Path, size: int, margin: float, every: int, progress: bool) ->
 
 
 def _write(path: Path, faces: FaceSet) -> None:
-    from forensics.io import atomic_path
-
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, images=faces.images, landmarks=faces.landmarks, identity=faces.identity,

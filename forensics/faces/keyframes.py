@@ -18,8 +18,9 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from forensics.faces import Face, box_iou
-from forensics.media import Frame
+from forensics.faces.detector import Face
+from forensics.faces.tracking import box_iou
+from forensics.media.types import Frame
 
 # A keyframe face and a face at the next keyframe are the same person when their boxes overlap this much.
 MATCH_IOU = 0.3

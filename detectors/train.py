@@ -1,0 +1,228 @@
+"""A detector's lifecycle after its architecture: train, fine-tune, calibrate, save.
+
+train_detector (what `forensics train detector` runs): cached crops -> the shared loop -> calibrate on
+validation -> test once on unseen identities -> save (safetensors + JSON) -> register in MLflow.
+fine_tune (the co-evolution's detector move): warm start from a saved detector, train on a given batch
+source, recalibrate, save. recalibrate: refit a saved detector's calibration on given samples in place.
+
+Calibration always comes from detectors.calibrate on held-out data: Platt on frame logits, threshold at the
+EER of the scores a verdict is made from (per video where samples are grouped by video). The test split
+(identities never seen in training or calibration) is touched once, at the end, and its figures go to
+MLflow: ROC and PR (frame and video level), the confusion matrix at the threshold, the hardest crops.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from detectors.batches import BatchSource, CropSetBatches, evaluation_samples
+from detectors.calibrate import Calibration, CalibrationError, calibrate, with_threshold
+from detectors.checkpoint import load_detector, save_detector
+from detectors.evaluate import log_evaluation, score_report, summaries
+from detectors.predict import predict_logits
+from detectors.promote import CHALLENGER, register
+from detectors.task import DetectorTask, DetectorTrainConfig
+from forensics.data.cache import FaceCache
+from forensics.data.crops import CropSet, Sample
+from forensics.device import resolve_device
+from forensics.metrics import summarize_scores
+from forensics.training import TrainConfig, Trainer, load_module_weights
+
+CHECKPOINT_KEYS = ("format", "detector", "weights_sha256")   # written by save_detector itself
+
+
+@dataclass
+class DetectorTrainResult:
+    model_dir: Path
+    threshold: float
+    calibration: dict
+    validation: dict            # frame/video summaries at the calibrated threshold
+    test: dict | None           # same on the test split, with bootstrap CIs (None: no test split)
+    best_epoch: int
+    epochs_run: int
+    stopped_early: bool
+    registered_version: str | None = None
+    figures: list[str] = field(default_factory=list)
+    calibration_refused: str | None = None     # why calibration was refused (only with keep_refused)
+
+
+def split_crops(cache: FaceCache, config: DetectorTrainConfig) -> tuple[CropSet, CropSet, CropSet | None]:
+    """train / val / test crop sets; a dataset without a val split lends 15% of its train videos."""
+    train = CropSet(cache, "train")
+    val = CropSet(cache, "val", max_per_video=config.eval_per_video)
+    test = CropSet(cache, "test", max_per_video=config.eval_per_video)
+    if not val.refs:
+        held = {v for v in train.videos() if _fraction(v, config.seed) < 0.15}
+        val = train.subset(lambda v: v in held)
+        train = train.subset(lambda v: v not in held)
+    return train, val, (test if test.refs else None)
+
+
+def train_detector(config: DetectorTrainConfig, cache: FaceCache, out_dir: str | Path, run=None,
+                   resume: bool = True, register_as: str | None = CHALLENGER, progress: bool = True,
+                   keep_refused: bool = False) -> DetectorTrainResult:
+    """Train on the cache's train split (see the module docstring); register_as=None: do not register.
+
+    A refused calibration (detectors.calibrate) raises CalibrationError, unless keep_refused: then the
+    model is kept with a plain sigmoid (a=1, b=0), the threshold set under it, and the refusal recorded in
+    the result and the checkpoint (benchmark rows, scored by AUC and never registered, report it so).
+    """
+    if keep_refused and register_as:
+        raise ValueError("train_detector: a model kept despite a refused calibration is never registered")
+    out_dir = Path(out_dir)
+    train, val, test = split_crops(cache, config)
+    if not val.refs:
+        raise ValueError("detector training: the validation split has no face crops")
+    use_pseudo = config.sbi or not val.fakes
+    validation = evaluation_samples(val, seed=config.seed + 1, pseudo_fakes=use_pseudo)
+    batches = CropSetBatches(train, config.batch_size, config.seed, augment=config.augment, sbi=config.sbi)
+    task = DetectorTask(config, batches, validation)
+    trainer = Trainer(task, TrainConfig(epochs=config.epochs, grad_accum=config.grad_accum, device=config.device,
+                                        seed=config.seed, patience=config.patience, monitor="val/auc", mode="max",
+                                        checkpoint_dir=str(out_dir / "checkpoints"), resume=resume,
+                                        progress=progress), run=run)
+    fit = trainer.fit()
+    model = task.model
+    model.load_state_dict(load_module_weights(out_dir / "checkpoints" / "best", "model"))
+    device = resolve_device(config.device)
+    model.to(device).eval()
+
+    val_logits = predict_logits(model, [s.image for s in validation], device, config.eval_batch_size)
+    labels, groups = [s.label for s in validation], [s.video for s in validation]
+    if keep_refused:
+        calibration, refused = calibrate_or_keep(labels, val_logits, {"a": 1.0, "b": 0.0}, groups, config.aggregate)
+    else:
+        calibration, refused = calibrate(labels, val_logits, groups, config.aggregate), None
+    validated = score_report(validation, val_logits, config.aggregate, calibration.threshold, calibration.probability)
+
+    tested = None
+    figures: list[str] = []
+    if test is not None:
+        test_samples = evaluation_samples(test, seed=config.seed + 2, pseudo_fakes=config.sbi or not test.fakes)
+        test_logits = predict_logits(model, [s.image for s in test_samples], device, config.eval_batch_size)
+        tested = score_report(test_samples, test_logits, config.aggregate, calibration.threshold,
+                              calibration.probability, ci=True)
+        if run is not None:
+            figures = log_evaluation(run, "test", test_samples, tested, calibration.threshold)
+    if run is not None:
+        figures += log_evaluation(run, "validation", validation, validated, calibration.threshold)
+
+    metrics = {f"{split}/{level}_{k}": v for split, rep in (("val", validated), ("test", tested)) if rep
+               for level in ("frame", "video") for k, v in rep[level].items() if _is_number(v)}
+    meta = {
+        **calibration.to_meta(),
+        "crop": cache.config.crop.to_dict(),
+        "aggregate": config.aggregate,
+        "metrics": metrics,
+        "data_hash": data_hash(train),
+        "trained": {"config": config.to_dict(), "best_epoch": fit.best_epoch, "epochs_run": fit.epochs_run,
+                    "stopped_early": fit.stopped_early, "train_crops": len(train.refs),
+                    "train_videos": len(train.videos()), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    "run_id": getattr(run, "run_id", None)},
+        **({"calibration_refused": refused} if refused else {}),
+    }
+    model_dir = save_detector(out_dir / "model", model.cpu(), meta)
+    version = None
+    if run is not None:
+        run.log_metrics({k: float(v) for k, v in metrics.items()})
+        run.log_dict(meta, "model_meta.json")
+        if register_as:
+            version = register(run, model_dir, alias=register_as)
+    return DetectorTrainResult(model_dir=Path(model_dir), threshold=calibration.threshold,
+                               calibration=calibration.platt, validation=summaries(validated),
+                               test=summaries(tested) if tested else None, best_epoch=fit.best_epoch,
+                               epochs_run=fit.epochs_run, stopped_early=fit.stopped_early,
+                               registered_version=version, figures=figures, calibration_refused=refused)
+
+
+def fine_tune(start_dir: str | Path, out_dir: str | Path, checkpoint_dir: str | Path, batches: BatchSource,
+              calibration_set: tuple[np.ndarray, np.ndarray], epochs: int, lr: float, seed: int, device: str,
+              progress: bool = True, run=None, extra_meta: dict | None = None) -> dict:
+    """Continue training the detector in start_dir on `batches`, recalibrate (frame level) on
+    calibration_set = (labels, uint8 crops), save to out_dir. Returns the calibration and fit metrics.
+
+    A calibration refusal (the fine-tuned model ranks these fakes below the reals) keeps the starting
+    detector's Platt scale, with the threshold set anew under it, and records the refusal in the checkpoint
+    (`calibration_refused`) and the result.
+    """
+    config = DetectorTrainConfig(lr=lr, weight_decay=1e-4, epochs=epochs, seed=seed, device=device)
+    task = DetectorTask(config, batches, validation=None, start_from=start_dir)
+    train = TrainConfig(epochs=epochs, device=device, seed=seed, patience=None, monitor=None,
+                        checkpoint_dir=str(checkpoint_dir), progress=progress, log_every=5)
+    fit = Trainer(task, train, run=run).fit()
+    where = resolve_device(device)
+    model = task.model.to(where).eval()
+    labels, images = calibration_set
+    logits = predict_logits(model, list(images), where)
+    calibration, refused = calibrate_or_keep(labels, logits, task.start_meta.get("calibration"))
+    summary = summarize_scores(labels, calibration.probability(logits), threshold=calibration.threshold)
+    metrics = {f"fit/frame_{k}": float(v) for k, v in summary.items() if k in ("auc", "eer", "ap", "acc")}
+    start = task.start_meta
+    lineage = list(start.get("lineage") or []) + [{"path": str(start_dir), "name": start.get("detector", {}).get(
+        "name"), "calibration": start.get("calibration"), "threshold": start.get("threshold")}]
+    meta = {**{k: v for k, v in start.items() if k in ("crop", "aggregate")}, **calibration.to_meta(),
+            "threshold_level": "frame (EER of the co-evolution fit portion)", "metrics": metrics, "lineage": lineage,
+            "trained": {"epochs_run": fit.epochs_run, "lr": lr, "seed": seed}, **(extra_meta or {})}
+    if refused:
+        meta["calibration_refused"] = refused
+    save_detector(out_dir, model.cpu(), meta)
+    return {"threshold": calibration.threshold, "calibration": calibration.platt, "calibration_refused": refused,
+            "metrics": metrics, "epochs_run": fit.epochs_run}
+
+
+def recalibrate(model_dir: str | Path, samples: Sequence[Sample], device: str = "cpu", note: str = "",
+                keep_as: str = "previous_calibration", extra_meta: dict | None = None) -> dict:
+    """Refit calibration and threshold (video level) of the detector in model_dir on `samples`, in place.
+
+    The calibration it had is kept in config.json under `keep_as`; a refusal keeps its Platt scale (with a
+    new threshold) and is recorded. Returns the new threshold and the frame/video AUC and EER of the samples.
+    """
+    loaded = load_detector(model_dir, device="cpu")
+    meta = {k: v for k, v in loaded.meta.items() if k not in CHECKPOINT_KEYS}
+    where = resolve_device(device)
+    logits = predict_logits(loaded.model.to(where), [s.image for s in samples], where)
+    aggregate = meta.get("aggregate", "robust")
+    labels, groups = [s.label for s in samples], [s.video for s in samples]
+    calibration, refused = calibrate_or_keep(labels, logits, meta.get("calibration"), groups, aggregate)
+    report = score_report(samples, logits, aggregate, calibration.threshold, calibration.probability)
+    figures = {f"{level}_{k}": float(report[level][k]) for level in ("frame", "video") for k in ("auc", "eer")}
+    meta[keep_as] = {k: meta.get(k) for k in ("threshold", "calibration", "threshold_level")}
+    meta.update(calibration.to_meta())
+    meta["threshold_level"] = f"video (EER of aggregated scores{': ' + note if note else ''})"
+    meta.pop("calibration_refused", None)
+    if refused:
+        meta["calibration_refused"] = refused
+    meta.update({k: ({**v, "samples": len(samples), **figures} if isinstance(v, dict) else v)
+                 for k, v in (extra_meta or {}).items()})
+    save_detector(model_dir, loaded.model.cpu(), meta)
+    return {"threshold": calibration.threshold, "calibration": calibration.platt, "calibration_refused": refused,
+            "samples": len(samples), **figures}
+
+
+def calibrate_or_keep(labels, logits, previous: dict | None, groups: Sequence[str] | None = None,
+                      aggregate: str = "robust") -> tuple[Calibration, str | None]:
+    """calibrate(), or on refusal the previous Platt scale with its threshold set anew: (calibration, reason)."""
+    try:
+        return calibrate(labels, logits, groups, aggregate), None
+    except CalibrationError as exc:
+        kept = with_threshold(previous or {"a": 1.0, "b": 0.0}, labels, logits, groups, aggregate)
+        return kept, f"{exc}; kept the previous Platt scale"
+
+
+def data_hash(crops: CropSet) -> str:
+    """What the model was trained on: the content hashes and labels of its source files."""
+    keys = sorted({f"{r.entry.sha256}:{r.entry.label}" for r in crops.refs})
+    return hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float, np.floating, np.integer)) and np.isfinite(value)
+
+
+def _fraction(key: str, seed: int) -> float:
+    return int.from_bytes(hashlib.sha256(f"{seed}:{key}".encode()).digest()[:8], "little") / 2**64

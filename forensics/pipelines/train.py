@@ -1,0 +1,119 @@
+"""Training jobs as a user starts them: data in place, one MLflow run, the model trained and registered.
+
+`forensics train detector`, `forensics train generator` and `forensics demo` call these; the model kinds
+do the training itself (detectors.train.train_detector, a generator family's `train`). What lives here is
+what turns that into a job: render the synthetic world when the data folder is absent (so every command
+works offline on a fresh machine), fill the face-crop cache, open the run, and make the first detector ever
+trained the champion so that `forensics detect` has a model.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from detectors.promote import CHALLENGER, CHAMPION, promote_if_first
+from detectors.task import DetectorTrainConfig
+from detectors.train import DetectorTrainResult, train_detector
+from forensics.data.cache import BuildReport, CacheConfig, FaceCache
+from forensics.data.registry import DatasetError, create_dataset, detect_layout
+from forensics.synthetic import WorldConfig, generate_world
+from forensics.tracking import start_run
+from generators.registry import create_generator
+
+DETECTOR_EXPERIMENT = "detectors"
+GENERATOR_EXPERIMENT = "generators"
+
+
+def say_on_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def render_world_if_missing(world: str | Path, identities: int, seed: int = 0, progress: bool = True,
+                            say: Callable[[str], None] = say_on_stderr) -> bool:
+    """Render the synthetic world into `world` unless it holds one already; True if it rendered."""
+    world = Path(world)
+    if (world / "manifest.csv").is_file():
+        return False
+    say(f"rendering the synthetic world ({identities} identities x 2 videos) -> {world}")
+    generate_world(world, WorldConfig(identities=identities, videos_per_identity=2, frames=32, seed=seed),
+                   progress=progress)
+    return True
+
+
+@dataclass
+class PreparedCache:
+    cache: FaceCache
+    report: BuildReport
+    dataset: str             # the adapter that read the data
+
+
+def prepare_cache(root: str | Path, config: DetectorTrainConfig, dataset: str | None = None,
+                  cache_dir: str | Path | None = None, identities: int = 40, progress: bool = True,
+                  say: Callable[[str], None] = say_on_stderr) -> PreparedCache:
+    """The face-crop cache a detector trains on, filled for the dataset at `root` (rendered first when `root`
+    is absent and the dataset is the synthetic one). Usage problems raise DatasetError in one line."""
+    root = Path(root)
+    if not root.exists():
+        if dataset not in (None, "synthetic"):
+            raise DatasetError(f"{root}: no such folder")
+        render_world_if_missing(root, identities, seed=config.seed, progress=progress, say=say)
+        dataset = "synthetic"
+    dataset = dataset or detect_layout(root)
+    if dataset is None:
+        raise DatasetError(f"{root}: cannot tell the dataset layout; pass --dataset")
+    try:
+        rows = create_dataset(dataset, root).rows()
+    except (KeyError, ValueError) as exc:
+        raise DatasetError(" ".join(str(exc).split())) from None
+    cache = FaceCache(Path(cache_dir) if cache_dir else root / "face_cache",
+                      CacheConfig(frames=config.frames_per_video, crop_size=config.crop_size, margin=config.margin,
+                                  device=config.device))
+    return PreparedCache(cache, cache.build(rows, progress=progress), dataset)
+
+
+@dataclass
+class TrainedDetector:
+    result: DetectorTrainResult
+    run_id: str | None
+    promoted: bool           # became the champion because there was none
+
+
+def run_detector_training(config: DetectorTrainConfig, cache: FaceCache, out: str | Path, run_name: str | None = None,
+                          resume: bool = True, register_as: str | None = CHALLENGER, progress: bool = True,
+                          params: dict | None = None, tags: dict | None = None) -> TrainedDetector:
+    """Train in an MLflow run of the `detectors` experiment, register the model (unless register_as is None)
+    and make it the champion if the registry has none."""
+    params = {**{k: v for k, v in config.to_dict().items() if k != "extra"}, "cache": str(cache.root), **(params or {})}
+    with start_run(DETECTOR_EXPERIMENT, run_name=run_name or f"{config.detector}-{time.strftime('%m%d-%H%M')}",
+                   params=params, tags={"kind": "detector-training", **(tags or {})}) as run:
+        result = train_detector(config, cache, out, run=run, resume=resume, register_as=register_as,
+                                progress=progress)
+        promoted = register_as != CHAMPION and promote_if_first(result.registered_version)
+    return TrainedDetector(result, getattr(run, "run_id", None), promoted)
+
+
+@dataclass
+class TrainedGenerator:
+    family: str
+    model_dir: Path
+    epochs_run: int
+    run_id: str | None
+    seconds: float
+
+
+def run_generator_training(family: str, preset: str, out: str | Path, run_name: str | None = None,
+                           world_identities: int = 40, tags: dict | None = None,
+                           say: Callable[[str], None] = say_on_stderr, **overrides: Any) -> TrainedGenerator:
+    """Train a generator family from a preset (keyword overrides; None values ignored) in an MLflow run of the
+    `generators` experiment; the synthetic world it names is rendered first if absent."""
+    spec, config = create_generator(family, preset, **overrides)
+    render_world_if_missing(getattr(config, "world", "data/synth"), world_identities, say=say)
+    started = time.perf_counter()
+    with start_run(GENERATOR_EXPERIMENT, run_name=run_name or f"{family}-{time.strftime('%m%d-%H%M')}",
+                   params=config.to_dict(), tags={"family": family, **(tags or {})}) as run:
+        fit, model_dir = spec.train(config, Path(out), run=run)
+    return TrainedGenerator(family, Path(model_dir), fit.epochs_run, getattr(run, "run_id", None),
+                            time.perf_counter() - started)

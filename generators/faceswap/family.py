@@ -1,0 +1,184 @@
+"""The face-swap family's lifecycle behind generators.registry (see generators/family.py).
+
+One checkpoint covers one identity pair (a, b). Game fakes: crops of B drawn by decoder a and crops of A by
+decoder b, pasted into the target crop through the learned mask (no colour transfer). Benchmark fakes:
+`swap_video` on whole videos of the pair, the first video of each for train and the others for test
+(optionally also reconstructions through the identity's own decoder). Evasion base: the pair's own
+reconstruction training from the loaded weights, adversary off. Quality: unwarped reconstruction L1 of
+both identities (lower is better).
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from forensics.data.manifest import ManifestRow, videos_by_identity
+from forensics.faces import FaceDetectorConfig, get_face_detector
+from forensics.synthetic.faceset import FaceSet
+from forensics.training import StepContext
+from generators.compositing import feather_alpha_tensor
+from generators.family import FakeBatch, FakeJob, GeneratorFamily, ImagesOf
+
+from .checkpoint import LoadedFaceswap, load_faceswap, save_generator
+from .config import FAMILY, FaceswapConfig
+from .convert import swap_crops, swap_video
+from .task import FaceswapTask, make_task, train_faceswap
+
+DECODERS = ("a", "b")
+
+
+class FaceswapFamily(GeneratorFamily):
+    name = FAMILY
+    label = "face-swap"
+    description = "shared-encoder autoencoder face swap of one identity pair, blended back into the frame"
+    config = FaceswapConfig
+    fake_options = {"reconstructions": True}   # benchmarks: also pass each video through its own decoder
+
+    # -- build, train, load
+    def make_task(self, config: FaceswapConfig, faces: FaceSet | None = None) -> FaceswapTask:
+        return make_task(config, faces)
+
+    def train(self, config: FaceswapConfig, out_dir, run=None):
+        return train_faceswap(config, out_dir, run=run)
+
+    def load(self, checkpoint, device="cpu") -> LoadedFaceswap:
+        return load_faceswap(checkpoint, device=device)
+
+    # -- benchmark fakes
+    def benchmark_fakes(self, loaded: LoadedFaceswap, rows: list[ManifestRow], options: dict, splits: set[str],
+                        device) -> list[FakeJob]:
+        """Swaps (and optionally reconstructions) of the pair's videos for the wanted splits: the first video
+        of each identity is a train fake, the others test fakes whose real footage is held out."""
+        videos = videos_by_identity(rows)
+        names = {decoder: f"id{int(number):04d}" for decoder, number in identity_pair(loaded).items()}
+        missing = [n for n in names.values() if n not in videos]
+        if missing:
+            raise ValueError(f"{loaded.path}: face-swap identities {identity_pair(loaded)} are not in the world "
+                             f"({', '.join(missing)})")
+        detector = get_face_detector(FaceDetectorConfig(device=str(device)))
+        jobs = []
+        for target_decoder, identity in names.items():
+            for index, target in enumerate(videos[identity]):
+                split = "train" if index == 0 else "test"
+                if split not in splits:
+                    continue
+                sources = [d for d in names if d != target_decoder]
+                sources += [target_decoder] if options.get("reconstructions") else []
+                for source in sources:
+                    def make(path: Path, target=target, source=source) -> dict:
+                        return swap_video(loaded, target.path, path, source=source, detector=detector,
+                                          device=str(device))
+
+                    kind = "reconstruction" if source == target_decoder else "swap"
+                    jobs.append(FakeJob(name=f"{FAMILY}/{Path(target.path).stem}_as_{names[source]}.mp4", split=split,
+                                        identity=identity, make=make, target_real=target.path,
+                                        hold_out_real=split == "test", meta={"kind": kind},
+                                        key={"family": FAMILY, "checkpoint": loaded.sha256,
+                                             "target": Path(target.path).name, "source": source}))
+        return jobs
+
+    def benchmark_notes(self, options: dict) -> list[str]:
+        return ["faceswap: one checkpoint covers one identity pair, so its train fakes are the pair's first videos "
+                "and its test fakes the pair's other videos: that column shares identities (not footage) between "
+                "train and test; the reals of those test videos are left out of the data."
+                + (" Each video is swapped to the other identity and also reconstructed through its own identity's "
+                   "decoder (same encode/decode/blend pipeline)." if options.get("reconstructions") else "")]
+
+    # -- the game
+    def game_identities(self, loaded: LoadedFaceswap, held_out: list[int]) -> list[int]:
+        return sorted(set(identity_pair(loaded).values()))
+
+    def select_fakes(self, name: str, loaded: LoadedFaceswap, faces: FaceSet, identities: list[int], portion: str,
+                     count: int, clip_frames: int, rng: np.random.Generator) -> FakeBatch:
+        """Crops of B to be drawn by decoder a, and crops of A by decoder b (about half each, without repeats)."""
+        pair = identity_pair(loaded)
+        targets, decoders, source_ids, target_ids, groups = [], [], [], [], []
+        wanted = {"a": count - count // 2, "b": count // 2}
+        for decoder, other in (("a", "b"), ("b", "a")):
+            rows = faces.portion_rows([pair[other]], portion)
+            picked = np.sort(rng.choice(rows, size=min(len(rows), wanted[decoder]), replace=False))
+            targets.append(picked)
+            decoders += [decoder] * len(picked)
+            source_ids += [pair[decoder]] * len(picked)
+            target_ids += [pair[other]] * len(picked)
+            groups += [f"{name}:{pair[decoder]}->{faces.videos[v]}" for v in faces.video[picked]]
+        return FakeBatch.selection(name, FAMILY, faces.size, np.concatenate(targets), variant=decoders,
+                                   source_id=source_ids, target_id=target_ids, group=groups)
+
+    def draw_fakes(self, loaded: LoadedFaceswap, faces: FaceSet, batch: FakeBatch) -> FakeBatch:
+        """The selection's fakes as `forensics fake swap` makes them inside the crop: the decoder's face pasted
+        into the target crop through the learned mask (swap_crops composite, no colour transfer)."""
+        images = np.zeros((len(batch), faces.size, faces.size, 3), np.uint8)
+        for decoder in DECODERS:
+            chosen = batch.variant == decoder
+            if chosen.any():
+                images[chosen] = swap_crops(loaded, faces.images[batch.target[chosen]], decoder, composite=True)
+        return batch.drawn(images, {"generator": FAMILY, "checkpoint": str(loaded.path),
+                                    "checkpoint_sha256": loaded.sha256, "identities": loaded.meta.get("identities"),
+                                    "mask": "learned (hard, 2 px border)", "composite": True,
+                                    "colour_transfer": "none", "crop": {"size": faces.size, "margin": faces.margin}})
+
+    def draw_tensor(self, modules, batch: FakeBatch, images: ImagesOf) -> torch.Tensor:
+        """Differentiable draw_fakes: composite with gradients to the generator (the hard mask carries none)."""
+        net = modules["generator"]
+        parts, order = [], []
+        for decoder in DECODERS:
+            chosen = np.flatnonzero(batch.variant == decoder)
+            if len(chosen):
+                crops = images(batch.target[chosen])
+                rgb, mask = net.decode(crops, decoder)
+                alpha = feather_alpha_tensor(mask.float())
+                parts.append(alpha * rgb.float() + (1.0 - alpha) * crops)
+                order.append(chosen)
+        fakes = torch.cat(parts)
+        return fakes[torch.from_numpy(np.argsort(np.concatenate(order), kind="stable")).to(fakes.device)]
+
+    # -- evasion
+    def evasion_base(self, loaded: LoadedFaceswap, faces: FaceSet, steps: int, batch_size: int, lr, seed: int,
+                     device: str, world: str) -> "_FromWeights":
+        names = {f.name for f in dataclasses.fields(FaceswapConfig)}
+        base = {k: v for k, v in ((loaded.config.get("training") or {}).get("config") or {}).items() if k in names}
+        base.update(loaded.model.config.to_dict())
+        pair = identity_pair(loaded)
+        base.update(identity_a=pair["a"], identity_b=pair["b"], epochs=1, steps_per_epoch=steps,
+                    batch_size=batch_size, grad_accum=1, adv_weight=0.0, seed=seed, device=device, world=str(world))
+        if lr:
+            base["lr"] = lr
+        faces = faces.select(np.isin(faces.identity, [pair["a"], pair["b"]]))
+        state = {k: v.clone() for k, v in loaded.model.state_dict().items()}
+        return _FromWeights(FaceswapConfig(**base), faces, state)
+
+    def quality(self, base: "_FromWeights", device: torch.device) -> dict:
+        """Unwarped reconstruction L1 of both identities (lower is better) with the current weights."""
+        modules = {"generator": base.generator.eval()}
+        with torch.no_grad():
+            m = FaceswapTask.evaluate(base, 0, StepContext(device=device, modules=modules, raw_modules=modules))
+        return {"metric": "reconstruction_l1", "value": (m["val/l1_a"] + m["val/l1_b"]) / 2, **m}
+
+    def export(self, base: "_FromWeights", loaded: LoadedFaceswap, directory: Path, meta: dict) -> Path:
+        return save_generator(directory, {"generator": base.generator}, {**base.checkpoint_config(), **meta})
+
+
+class _FromWeights(FaceswapTask):
+    """FaceswapTask starting from given weights (the generator is ready for quality() right after build)."""
+
+    def __init__(self, config: FaceswapConfig, faces: FaceSet, state: dict):
+        super().__init__(config, faces)
+        self.state = state
+
+    def build(self, device: torch.device) -> dict[str, torch.nn.Module]:
+        modules = super().build(device)
+        self.generator.load_state_dict(self.state)
+        self.generator.to(device)          # the loop moves it too; quality() may run before the loop
+        return modules
+
+
+def identity_pair(loaded: LoadedFaceswap) -> dict[str, int]:
+    """The checkpoint's {"a": id, "b": id}: whose crops its two decoders draw."""
+    pair = {k: int(v) for k, v in (loaded.meta.get("identities") or {}).items()}
+    if set(pair) != set(DECODERS):
+        raise ValueError(f"{loaded.path}: face-swap checkpoint does not name its identities a and b")
+    return pair
