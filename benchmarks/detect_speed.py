@@ -26,12 +26,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from benchmarks.machine import machine_info
-from forensics.faces import FaceConfig
+from detectors import DEFAULT_DETECTOR, create_detector, save_detector
+from forensics.faces import FaceConfig, box_iou
 from forensics.io import atomic_write_json
 from forensics.media import probe, write_video
 from forensics.pipelines import DetectConfig, DetectPipeline
+from forensics.synthetic import VideoConfig, render_video, sample_identity
 
 WIDTH, HEIGHT, FPS, FACE = 1280, 720, 25, 360
 COMMAND = "python -m benchmarks.detect_speed"
@@ -43,8 +46,6 @@ def gradient_background(width: int = WIDTH, height: int = HEIGHT) -> np.ndarray:
 
 
 def make_clip(path: Path, seconds: float, seed: int = 11) -> Path:
-    from forensics.synthetic import VideoConfig, render_video, sample_identity
-
     n = int(round(seconds * FPS))
     renders = (n + 1) // 2
     identity = sample_identity(np.random.default_rng(7), 7)
@@ -63,8 +64,6 @@ def make_clip(path: Path, seconds: float, seed: int = 11) -> Path:
 
 
 def make_model(directory: Path) -> Path:
-    from detectors import DEFAULT_DETECTOR, create_detector, save_detector
-
     model = create_detector(DEFAULT_DETECTOR)
     return save_detector(directory, model, {"threshold": 0.5, "note": "untrained, for timing only"})
 
@@ -140,8 +139,6 @@ def interpolation_error(pipeline_keyframes: DetectPipeline, pipeline_every: Dete
     """How far carried faces are from detecting every frame: box IoU on the frames between keyframes (part
     of the difference is MTCNN's own frame-to-frame jitter). Scores are not compared: an untrained
     detector gives nearly the same score to every crop, which would make any carrying look perfect."""
-    from forensics.faces import box_iou
-
     carried = {f["frame"]: f for f in pipeline_keyframes.analyse(clip).record.to_json()["frame_scores"]}
     detected = {f["frame"]: f for f in pipeline_every.analyse(clip).record.to_json()["frame_scores"]}
     common = sorted(set(carried) & set(detected))
@@ -179,8 +176,6 @@ VARIANTS = {
 
 
 def run(seconds: float, out: Path, repeats: int = 3, max_wait: float = 90.0) -> dict:
-    import torch
-
     results: dict = {"command": COMMAND, "machine": machine_info(), "clip": {}, "every_frame": {}, "sampled": {}}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

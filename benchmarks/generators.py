@@ -9,18 +9,37 @@ that neither the generator nor the probes ever saw (light, background, head traj
 H.264 and aligned like the world's crops; the world's own (training) videos are reported beside them.
 The animation model trains on the train split and picks nothing on the test split: all its figures use
 the test-split identities. Results go to benchmarks/results/generators.json (rewritten after each part,
-so an interruption keeps what was measured) and the sample grids to docs/.
+so an interruption keeps what was measured) and the sample grids to docs/. The training-throughput part is
+measured by benchmarks/generator_throughput.py.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import torch
+from PIL import Image
+
+from benchmarks.generator_throughput import FAMILIES, measure_throughput
+from benchmarks.machine import machine_info
+from forensics.data.manifest import read_manifest
+from forensics.faces import align_face
+from forensics.figures import sample_grid
+from forensics.io import atomic_path, atomic_write_json, read_jsonl
+from forensics.media import iter_frames, write_video
+from forensics.probes import animation_quality, landmark_nme, load_probes, mtcnn_face_rate, swap_quality
+from forensics.probes.scenes import SCENE_OFFSET
+from forensics.synthetic import VideoConfig, five_points, load_truth, render_video, world_identity
+from forensics.synthetic.faceset import load_faceset
+from forensics.synthetic.world import video_seed
+from generators.animation import load_animation, reenact_crops
+from generators.faceswap import load_faceswap, swap_crops, swap_video
 
 COMMAND = ".venv/bin/python -m benchmarks.generators"
 HELDOUT_SCENE = 1000   # scene index offset above the probes' extra scenes (forensics.probes.scenes)
@@ -34,8 +53,6 @@ def figure(value: float | None, op: str, target: float, n: int, **extra) -> dict
 
 
 def nme(predicted: np.ndarray, truth: np.ndarray) -> float:
-    from forensics.probes import landmark_nme
-
     return round(float(landmark_nme(predicted, truth).mean()), 4)
 
 
@@ -48,11 +65,6 @@ def rounded(d: dict) -> dict:
 def heldout_clips(world: Path, identity: int, scenes: int, frames: int, out_dir: Path) -> list[dict]:
     """New clips of a world identity under never-used scenes, written through H.264 like the world's:
     [{"video": path, "truth68": [68-point ground truth per frame]}]."""
-    from forensics.media import write_video
-    from forensics.probes.scenes import SCENE_OFFSET
-    from forensics.synthetic import VideoConfig, render_video, world_identity
-    from forensics.synthetic.world import video_seed
-
     settings = json.loads((world / "world.json").read_text())
     seed = int(settings.get("seed", 0))
     config = VideoConfig(size=int(settings.get("size", 256)), frames=frames, fps=int(settings.get("fps", 25)))
@@ -68,8 +80,6 @@ def heldout_clips(world: Path, identity: int, scenes: int, frames: int, out_dir:
 
 def world_clips(world: Path, identity: int) -> list[dict]:
     """The world's own videos of an identity (the face swap's training footage), with their ground truth."""
-    from forensics.synthetic import load_truth
-
     videos = sorted((world / "videos").glob(f"id{identity:04d}_*.mp4"))
     return [{"video": v, "truth68": [t.landmarks for t in load_truth(world / "truth" / f"{v.stem}.json")[1]]}
             for v in videos]
@@ -78,10 +88,6 @@ def world_clips(world: Path, identity: int) -> list[dict]:
 def aligned(video: Path, truth68: list, size: int, margin: float) -> tuple[np.ndarray, np.ndarray]:
     """(crops, 68-point landmarks in crop pixels) of a video's frames aligned on the *true* five points, as
     load_faceset cuts the world's crops: a swapped video and its original are cut identically."""
-    from forensics.faces import align_face
-    from forensics.media import iter_frames
-    from forensics.synthetic import five_points
-
     crops, landmarks = [], []
     with iter_frames(video) as decoded:
         for frame, lm68 in zip(decoded, truth68):
@@ -93,17 +99,11 @@ def aligned(video: Path, truth68: list, size: int, margin: float) -> tuple[np.nd
 
 
 def video_frames(path: Path) -> list[np.ndarray]:
-    from forensics.media import iter_frames
-
     with iter_frames(path) as frames:
         return [f.image for f in frames]
 
 
 def save_png(image: np.ndarray, path: Path) -> Path:
-    from PIL import Image
-
-    from forensics.io import atomic_path
-
     with atomic_path(path, suffix=".png") as tmp:
         Image.fromarray(image).save(tmp, format="PNG")
     return path
@@ -128,10 +128,6 @@ def faceswap_quality(checkpoint: Path, world: Path, probes, work: Path, docs: Pa
     """Both directions on both frame sets. Headline: crops cut from the swapped *videos* (feathered blend,
     colour transfer, H.264), i.e. what a viewer or a detector gets; composited and raw decoder crops are
     diagnostics (no video round trip; raw = the decoder's whole square, background included)."""
-    from forensics.probes import mtcnn_face_rate, swap_quality
-    from forensics.tracking.figures import sample_grid
-    from generators.faceswap import load_faceswap, swap_crops, swap_video
-
     loaded = load_faceswap(checkpoint)
     size, margin = loaded.size, loaded.margin
     ids = {k: int(v) for k, v in loaded.meta["identities"].items()}
@@ -202,11 +198,6 @@ def faceswap_quality(checkpoint: Path, world: Path, probes, work: Path, docs: Pa
 # ---------------------------------------------------------------------------------------------- animation
 
 def animation_quality_record(checkpoint: Path, world: Path, probes, docs: Path) -> dict:
-    from forensics.synthetic.faceset import load_faceset
-    from forensics.probes import animation_quality, landmark_nme, mtcnn_face_rate
-    from forensics.tracking.figures import sample_grid
-    from generators.animation import load_animation, reenact_crops
-
     model = load_animation(checkpoint)
     margin = model.config.margin
     test = load_faceset(world, size=model.size, margin=margin).of_split("test")
@@ -283,69 +274,11 @@ def animation_quality_record(checkpoint: Path, world: Path, probes, docs: Path) 
                                       on="cross-identity generated crops, upscaled to 128 px")}}
 
 
-# ---------------------------------------------------------------------------------------------- speed, scans
-
-def throughput(family: str, checkpoint: Path, steps: int, warmup: int) -> dict:
-    """Images/s of the family's cpu-small training step (adversarial terms on) through the shared loop's
-    parts; beside it, the real training run's epochs (evaluation included): the fastest is the one least
-    slowed by other jobs on this shared machine."""
-    import torch
-
-    from forensics.training import StepContext, seed_everything
-    from forensics.training.step import GradientWindow
-    from generators.registry import create_generator
-
-    spec, config = create_generator(family, "cpu-small", device="cpu")
-    task = spec.make_task(config)
-    device = torch.device("cpu")
-    seed_everything(0)
-    modules = {name: module.to(device).train() for name, module in task.build(device).items()}
-    window = GradientWindow(task.configure_optimizers(modules), {}, 1, None, device, amp=True)
-    epoch = getattr(config, "adv_start_epoch", getattr(config, "adversarial_start_epoch", 1))
-    ctx = StepContext(device=device, modules=modules, raw_modules=modules, epoch=epoch, _window=window)
-    batches = iter(task.train_batches(epoch, 0, 1))
-    per_step = 2 * config.batch_size if family == "faceswap" else config.batch_size  # images generated
-    per_epoch = len(task.train_batches(0, 0, 1)) * per_step
-    load_before = [round(x, 2) for x in os.getloadavg()]
-    for index in range(warmup + steps):
-        if index == warmup:
-            started = time.perf_counter()
-        task.training_step(next(batches), ctx)
-        window.end_micro_batch()
-        window.step()
-    seconds = time.perf_counter() - started
-    epochs = [s for s in training_record(checkpoint)["epoch_seconds"] if s > 0]
-    return {"images_per_s": round(steps * per_step / seconds, 2), "steps": steps, "warmup_steps": warmup,
-            "images_per_step": per_step, "seconds": round(seconds, 2), "torch_threads": torch.get_num_threads(),
-            "load_average_before": load_before, "load_average_after": [round(x, 2) for x in os.getloadavg()],
-            "training_run": {"images_per_epoch": per_epoch,
-                             "fastest_epoch_images_per_s": round(per_epoch / min(epochs), 2) if epochs else None,
-                             "median_epoch_images_per_s": round(per_epoch / float(np.median(epochs)), 2)
-                             if epochs else None},
-            "counts": "faceswap: 2 x batch crops reconstructed per step; animation: one driving frame per pair"}
-
-
-def measure_throughput(args) -> dict:
-    """Per family and thread count: with other jobs on the 2 cores, 2 threads can be several times slower
-    than 1 (each thread waits for the one that lost its core), so both are recorded."""
-    import torch
-
-    out: dict = {"families": {}}
-    for threads in args.threads:
-        torch.set_num_threads(threads)
-        for family in ("faceswap", "animation"):
-            out["families"].setdefault(family, {})[f"threads_{threads}"] = throughput(
-                family, Path(getattr(args, family)), args.steps, args.warmup)
-    torch.set_num_threads(args.threads[0])
-    return out
-
+# ---------------------------------------------------------------------------------------------- scans
 
 def scan_fakes(faceswap: Path, animation: Path, detector: Path, world: Path, work: Path) -> dict:
-    """`forensics fake swap` and `fake animate` outputs scanned by `forensics detect`, as a user would."""
-    from forensics.cli.main import main
-    from forensics.data.manifest import read_manifest
-    from forensics.io import read_jsonl
-
+    """`forensics fake swap` and `fake animate` outputs scanned by `forensics detect`, as a user would: each
+    command in a fresh process."""
     rows = read_manifest(world / "manifest.csv")
     target_b = next(r.path for r in rows if r.identity == "id0001")
     test_videos = [r.path for r in rows if r.split == "test"]
@@ -359,7 +292,7 @@ def scan_fakes(faceswap: Path, animation: Path, detector: Path, world: Path, wor
                 ["fake", "animate", "--checkpoint", str(animation), "--source", str(source_png), "--driving",
                  str(world / driving), "--out", str(animate_out)],
                 ["detect", str(swap_out), str(animate_out), "--model", str(detector), "--jsonl", str(jsonl)]]
-    codes = [main(command) for command in commands]
+    codes = [subprocess.run([sys.executable, "-m", "forensics.cli.main", *command]).returncode for command in commands]
     records = list(read_jsonl(jsonl)) if jsonl.is_file() else []
     return {"commands": [" ".join([".venv/bin/forensics", *c]) for c in commands], "exit_codes": codes,
             "records": [{k: r.get(k) for k in ("path", "status", "error", "score", "label", "threshold",
@@ -385,12 +318,6 @@ def main(argv: list[str] | None = None) -> int:
                         choices=["faceswap", "animation", "throughput", "scan"], help="run only these parts")
     args = parser.parse_args(argv)
 
-    import torch
-
-    from benchmarks.machine import machine_info
-    from forensics.io import atomic_write_json
-    from forensics.probes import load_probes
-
     torch.set_num_threads(args.threads[0])
     world, work, docs, results = Path(args.world), Path(args.work), Path(args.docs), Path(args.results)
     work.mkdir(parents=True, exist_ok=True)
@@ -409,7 +336,9 @@ def main(argv: list[str] | None = None) -> int:
     steps = [("faceswap", lambda: faceswap_quality(Path(args.faceswap), world, probes, work, docs, args.scenes,
                                                    args.frames)),
              ("animation", lambda: animation_quality_record(Path(args.animation), world, probes, docs)),
-             ("throughput", lambda: measure_throughput(args)),
+             ("throughput", lambda: measure_throughput(
+                 args.threads, {f: training_record(Path(getattr(args, f)))["epoch_seconds"] for f in FAMILIES},
+                 args.steps, args.warmup)),
              ("scan", lambda: scan_fakes(Path(args.faceswap), Path(args.animation), Path(args.detector), world, work))]
     for name, run in steps:
         if name not in parts:

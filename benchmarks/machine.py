@@ -6,6 +6,8 @@ import platform
 import subprocess
 from datetime import datetime, timezone
 
+import torch
+
 
 def _cpu_model() -> str:
     try:
@@ -27,8 +29,6 @@ def _git_commit() -> str | None:
 
 
 def machine_info() -> dict:
-    import torch
-
     info = {
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "host": platform.node(),

@@ -28,6 +28,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from forensics.media import VideoWriter, iter_frames
+
 BLUR_REFERENCE_SIDE = 256     # blur sigma is given for a frame of this short side
 CARRIER_CRF = 0               # H.264 quality that carries per-frame conditions (0 = lossless mode)
 
@@ -142,8 +144,6 @@ def perturb_video(source: str | os.PathLike, target: str | os.PathLike, conditio
     clean is not written (the caller scores the original); asking for it is an error so that no
     "clean" copy with an extra encode can slip into a benchmark.
     """
-    from forensics.media import VideoWriter, iter_frames
-
     condition = parse_condition(condition) if isinstance(condition, str) else condition
     if condition.kind == "clean":
         raise ValueError("perturb_video: the clean condition is the source file itself; nothing to write")

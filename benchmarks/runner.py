@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ from pathlib import Path
 import yaml
 
 from benchmarks.machine import machine_info
-from benchmarks.suites import get_kind
+from benchmarks.suites import SuiteError, get_kind
 from forensics.io import append_jsonl, atomic_path, atomic_write_json, atomic_write_text, read_jsonl
 from forensics.tracking import start_run
 
@@ -35,10 +34,6 @@ SUITES_DIR = Path(__file__).parent / "suites"
 RESULTS_DIR = Path("benchmarks/results")
 EXPERIMENT = "benchmarks"
 COMMON_KEYS = ("name", "kind", "description", "world", "work")
-
-
-class SuiteError(ValueError):
-    """A suite that cannot run as written (bad file, unknown key, missing input); one line, exit status 2."""
 
 
 @dataclass
@@ -104,9 +99,14 @@ def load_suite(name_or_path: str | Path) -> Suite:
                  world=str(data.get("world") or "data/synth"), work=data.get("work"), params=params, path=path)
 
 
+# Mappings a suite gives whole rather than key by key: which generator families it uses (any registered family
+# may appear; leaving one out leaves it out) and each family's options (the family checks those).
+OPEN_KEYS = ("generators", "fakes")
+
+
 def merge_defaults(defaults: dict, given: dict, where: str) -> dict:
-    """`given` over `defaults`, recursing into dict-valued defaults; unknown keys are an error (a typo in
-    a suite must not silently fall back to a default)."""
+    """`given` over `defaults`, recursing into dict-valued defaults (except OPEN_KEYS, taken as given); unknown
+    keys are an error (a typo in a suite must not silently fall back to a default)."""
     if not isinstance(given, dict):
         raise ValueError(f"{where.rstrip('.') or 'suite'} must be a mapping, got {given!r}")
     unknown = sorted(set(given) - set(defaults))
@@ -115,7 +115,7 @@ def merge_defaults(defaults: dict, given: dict, where: str) -> dict:
     out = {}
     for key, default in defaults.items():
         value = given.get(key, default)
-        if isinstance(default, dict) and default and key in given and value is not None:
+        if isinstance(default, dict) and default and key in given and value is not None and key not in OPEN_KEYS:
             value = merge_defaults(default, value, f"{where}{key}.")
         out[key] = value
     return out
@@ -276,23 +276,6 @@ def flatten(value, prefix: str = "") -> dict:
             out.update(flatten(inner, f"{prefix}{key}."))
         return out
     return {prefix.rstrip("."): json.dumps(value) if isinstance(value, (list, tuple)) else value}
-
-
-def format_auc(summary: dict | None, ci: bool = True) -> str:
-    """"0.973 [0.91, 1.00]" for a summarize_scores dict ("n/a" when undefined)."""
-    if not summary or summary.get("auc") is None or not math.isfinite(summary["auc"]):
-        return "n/a"
-    text = f"{summary['auc']:.3f}"
-    low_high = summary.get("auc_ci")
-    if ci and low_high and all(math.isfinite(v) for v in low_high):
-        text += f" [{low_high[0]:.2f}, {low_high[1]:.2f}]"
-    return text
-
-
-def markdown_table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -23,9 +23,10 @@ import numpy as np
 from benchmarks.machine import machine_info
 from forensics.data.manifest import read_manifest
 from forensics.io import atomic_write_json
+from forensics.media import write_video
 from forensics.synthetic import (FrameState, VideoConfig, WorldConfig, generate_world, load_truth,
                                  mtcnn_agreement, render_frame, render_video, world_identity)
-from forensics.synthetic.agreement import summarise
+from forensics.synthetic.agreement import default_detector, summarise
 from forensics.synthetic.video import video_scene
 
 YAW_BINS = [(-40, -25), (-25, -15), (-15, -5), (-5, 5), (5, 15), (15, 25), (25, 40)]
@@ -41,7 +42,6 @@ def realism(identities: int, frames: int, size: int, every: int, seed: int, work
     t0 = time.perf_counter()
     manifest = generate_world(work / "world", config, progress=True)
     world_s = time.perf_counter() - t0
-    from forensics.synthetic.agreement import default_detector
     detector = default_detector()
     records = []
     for row in read_manifest(manifest):
@@ -82,7 +82,6 @@ def speed(size: int = 256, frames: int = 48, work: Path | None = None) -> dict:
         render_frame(identity, FrameState(yaw=20 * np.sin(i / 7), mouth_open=0.5 * (1 + np.sin(i)), index=i),
                      scene, size)
     render_fps = frames / (time.perf_counter() - t0)
-    from forensics.media import write_video
     t0 = time.perf_counter()
     images, _ = render_video(identity, 11, config)
     write_video(work / "speed.mp4", images, fps=config.fps, crf=config.crf)

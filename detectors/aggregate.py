@@ -23,6 +23,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from forensics.registry import Registry
+
 UPPER_FRACTION = 0.5   # share of frames that carry a track's evidence in "robust"
 WINSOR_FRACTION = 0.1  # share of top frames whose individual values are capped in "robust"
 TOPK_FRACTION = 0.25   # share of frames averaged by "topk"
@@ -43,22 +45,20 @@ def topk_mean(logits: np.ndarray, fraction: float = TOPK_FRACTION) -> float:
     return float(ordered[: max(1, math.ceil(fraction * len(ordered)))].mean())
 
 
-AGGREGATORS: dict[str, Callable[[np.ndarray], float]] = {
-    "robust": robust_upper_mean,
-    "mean": lambda x: float(np.mean(x)),
-    "median": lambda x: float(np.median(x)),
-    "max": lambda x: float(np.max(x)),
-    "topk": topk_mean,
-}
+AGGREGATORS: Registry[Callable[[np.ndarray], float]] = Registry("aggregation method")
+AGGREGATORS.add("robust", robust_upper_mean)
+AGGREGATORS.add("mean", lambda x: float(np.mean(x)))
+AGGREGATORS.add("median", lambda x: float(np.median(x)))
+AGGREGATORS.add("max", lambda x: float(np.max(x)))
+AGGREGATORS.add("topk", topk_mean)
 
 
 def aggregate_scores(frame_logits: Sequence[float], method: str = "robust") -> float:
     """One logit for a track/clip from its frame logits; see the module docstring for "robust"."""
-    if method not in AGGREGATORS:
-        raise ValueError(f"unknown aggregation method {method!r} (known: {', '.join(AGGREGATORS)})")
+    aggregate = AGGREGATORS.get(method)
     values = np.asarray(frame_logits, dtype=np.float64).ravel()
     if values.size == 0:
         raise ValueError("aggregate_scores: no frame logits to aggregate")
     if not np.all(np.isfinite(values)):
         raise ValueError(f"aggregate_scores: {int(np.sum(~np.isfinite(values)))} frame logit(s) are not finite")
-    return AGGREGATORS[method](values)
+    return aggregate(values)

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import timm
 import torch
+from safetensors import safe_open
 from timm.models import get_pretrained_cfg
 from torch import nn
 
@@ -118,8 +119,6 @@ def _check_weights_cover(model: nn.Module, path: Path, backbone: str) -> None:
 
 def _file_tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     if path.suffix == ".safetensors":
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as fh:  # header only, no tensor data read
             return {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}
     state = timm.models.load_state_dict(str(path))  # torch.load(weights_only=True) for non-safetensors

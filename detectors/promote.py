@@ -14,6 +14,8 @@ from forensics.tracking import resolve_model, set_model_alias
 MODEL_NAME = "forensics-detector"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+NO_CHAMPION = (f"no detector model given and none is registered as {MODEL_NAME}@{CHAMPION}; train one with "
+               "`make demo` (or `forensics train detector`), or pass --model PATH")
 
 
 def register(run, model_dir: str | Path, alias: str | None = CHALLENGER) -> str | None:

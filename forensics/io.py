@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
+
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -100,28 +102,11 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def file_fingerprint(path: str | os.PathLike) -> str:
-    """Cheap change detector (size + mtime + hash of the first and last MiB) for big media files."""
-    path = Path(path)
-    st = path.stat()
-    h = hashlib.sha256(f"{st.st_size}".encode())
-    with open(path, "rb") as fh:
-        h.update(fh.read(1 << 20))
-        if st.st_size > (2 << 20):
-            fh.seek(-(1 << 20), os.SEEK_END)
-            h.update(fh.read(1 << 20))
-    return h.hexdigest()
-
-
 def _json_default(obj: Any):
-    try:
-        import numpy as np
-        if isinstance(obj, np.generic):
-            return obj.item()
-        if isinstance(obj, np.ndarray):
-            return obj.tolist()
-    except ImportError:  # pragma: no cover
-        pass
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import fields
 from pathlib import Path
 
+import yaml
+
 
 def read_preset(cls, preset_dir: Path, name_or_path: str, what: str, overrides: dict) -> dict:
     """The keyword arguments for `cls`: the preset's YAML (a name in preset_dir, or a .yaml path) updated
     with the non-None `overrides`; a one-line ValueError for a missing preset or unknown keys."""
-    import yaml
-
     path = Path(name_or_path)
     if not path.suffix:
         path = Path(preset_dir) / f"{name_or_path}.yaml"

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from forensics.device import resolve_device
 from forensics.io import atomic_path, atomic_write_json, sha256_file
 from forensics.weights import one_line, state_mismatch  # noqa: F401  (re-exported by the families)
 
@@ -98,8 +99,6 @@ def load_modules(modules: Mapping[str, torch.nn.Module], states: Mapping[str, Ma
     builds it for. Weights that do not fit config.json (edited, or from another resolution) fail in one
     line naming the weights file.
     """
-    from forensics.device import resolve_device
-
     weights = directory / WEIGHTS_FILE
     if crop_size is not None:
         what = f"{what} at {int(crop_size)}px"
@@ -125,8 +124,6 @@ def load_modules(modules: Mapping[str, torch.nn.Module], states: Mapping[str, Ma
 
 def trained_crop_size(weights: Path) -> int | None:
     """The crop size recorded in the weights' header, or None (checkpoints written before it was)."""
-    from safetensors import safe_open
-
     try:
         with safe_open(str(weights), framework="pt") as handle:
             value = (handle.metadata() or {}).get(CROP_SIZE_KEY)

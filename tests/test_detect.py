@@ -16,8 +16,8 @@ from forensics.cli.detect import main as detect_main
 from forensics.faces import Face, KeyframeFaces, interpolate_faces
 from forensics.io import read_jsonl
 from forensics.media import Frame, write_video
+from detectors.promote import NO_CHAMPION as NO_MODEL
 from forensics.pipelines import (
-    NO_MODEL,
     DetectConfig,
     DetectPipeline,
     DetectRecord,

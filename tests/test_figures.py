@@ -1,4 +1,4 @@
-"""forensics.tracking.figures: real figures on small generated scores, rendered to PNG bytes."""
+"""forensics.figures: real figures on small generated scores, rendered to PNG bytes."""
 from __future__ import annotations
 
 import io
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from forensics.tracking.figures import (auc_rounds_figure, caption_strip_height, confusion_figure, pr_figure,
+from forensics.figures import (auc_rounds_figure, caption_strip_height, confusion_figure, pr_figure,
                                         roc_figure, sample_grid, score_timeline_figure)
 
 

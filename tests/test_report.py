@@ -11,7 +11,8 @@ from PIL import Image
 
 from forensics.pipelines import DetectRecord, Findings, ModelInfo, Observation
 from forensics.report import report_name, track_series, write_index, write_report
-from forensics.report.html import fallback_timeline_figure, figure_png
+from forensics.figures import score_timeline_figure
+from forensics.report.html import figure_png
 
 EVIL_NAME = "a<script>alert(1)</script>&b.mp4"   # "/" inside is fine: the record path is only a string
 IMG_SRC = re.compile(r'src="([^"]*)"')
@@ -158,12 +159,12 @@ def test_index_lists_every_record_and_links_written_reports(tmp_path):
     assert "4 inputs" in html
 
 
-def test_track_series_and_fallback_timeline_png():
+def test_track_series_and_timeline_png():
     series = track_series(_video_record("/x.mp4")["frame_scores"][::-1])   # reversed: must be re-sorted
     assert list(series) == [0, 1]
     times, scores = series[1]
     assert len(times) == 20 and np.all(np.diff(times) > 0) and scores.min() >= 0.6
-    png = figure_png(fallback_timeline_figure(series, 0.5, "test"))
+    png = figure_png(score_timeline_figure(series, 0.5, "test"))
     image = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
     assert image.shape[1] > 400 and image.std() > 10                  # drawn, not blank
 

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from forensics.io import read_jsonl
+from detectors.promote import NO_CHAMPION as NO_MODEL
 from forensics.pipelines import (
-    NO_MODEL,
     DetectConfig,
     DetectRecord,
     Findings,
@@ -23,7 +23,7 @@ from forensics.pipelines import (
     scan,
     summary_line,
 )
-from forensics.pipelines.scan import Reports
+from forensics.report import ReportWriter
 
 KEYS = ["path", "kind", "status", "error", "score", "label", "threshold", "frames_analyzed", "faces",
         "frame_scores", "model", "elapsed_s", "warning"]
@@ -129,7 +129,7 @@ def test_scan_refuses_to_start_before_writing_anything(tmp_path, media, model_di
 
 def test_scan_with_reports_links_each_record_to_its_page(tmp_path, media, model_dir):
     result = scan([media["face"], media["broken"]], model_dir, CONFIG, jsonl=tmp_path / "r.jsonl",
-                  report_dir=tmp_path / "report", progress=False)
+                  reports=ReportWriter(tmp_path / "report"), progress=False)
     assert all(list(r) == KEYS + ["report"] and Path(r["report"]).is_file() for r in result.records)
     index = (tmp_path / "report" / "index.html").read_text()
     assert all(Path(r["report"]).name in index for r in result.records)
@@ -140,7 +140,7 @@ def test_a_report_that_cannot_be_written_becomes_a_warning(tmp_path):
     blocked.write_text("")
     record = DetectRecord.build("/clips/a.mp4", Findings(kind="video", warning="frames missing"),
                                 ModelInfo("m", "0" * 64), 0.5, probability=np.asarray, aggregate=max, elapsed_s=0.1)
-    reports = Reports(blocked)
+    reports = ReportWriter(blocked)
     out = reports.add(record, []).to_json()
     assert out["report"] is None and out["status"] == "no_face"
     assert out["warning"].startswith("frames missing; report not written: ")

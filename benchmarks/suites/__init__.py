@@ -12,6 +12,10 @@ from typing import Callable
 from forensics.registry import Registry
 
 
+class SuiteError(ValueError):
+    """A suite that cannot run as written (bad file, unknown key, missing input); one line, exit status 2."""
+
+
 @dataclass(frozen=True)
 class SuiteKind:
     name: str

@@ -20,8 +20,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from benchmarks.fakes import family_options, suite_fakes
-from benchmarks.runner import SuiteError, format_auc, markdown_table
-from benchmarks.suites import SuiteKind, register_kind
+from benchmarks.suites import SuiteError, SuiteKind, register_kind
+from benchmarks.tables import format_auc, markdown_table
 from detectors.batches import evaluation_samples
 from detectors.checkpoint import load_detector
 from detectors.evaluate import score_report

@@ -17,8 +17,8 @@ from matplotlib.figure import Figure
 
 from benchmarks.fakes import family_options, suite_fakes
 from benchmarks.perturb import parse_condition, perturb_video
-from benchmarks.runner import SuiteError, format_auc, markdown_table
-from benchmarks.suites import SuiteKind, register_kind
+from benchmarks.suites import SuiteError, SuiteKind, register_kind
+from benchmarks.tables import format_auc, markdown_table
 from detectors.checkpoint import load_detector
 from detectors.promote import CHAMPION, MODEL_NAME, resolve
 from forensics.data.registry import create_dataset

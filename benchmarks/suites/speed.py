@@ -7,8 +7,8 @@ it through the suite runner so its figures land in the `benchmarks` experiment a
 from __future__ import annotations
 
 from benchmarks import detect_speed
-from benchmarks.runner import SuiteError, markdown_table
-from benchmarks.suites import SuiteKind, register_kind
+from benchmarks.suites import SuiteError, SuiteKind, register_kind
+from benchmarks.tables import markdown_table
 
 DEFAULTS = {
     "seconds": 10.0,     # clip length at 25 fps

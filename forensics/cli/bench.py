@@ -53,7 +53,8 @@ def list_command(args) -> int:
 
 def run_command(args) -> int:
     from benchmarks.fakes import MissingGeneratorError
-    from benchmarks.runner import SuiteError, load_suite, run_suite
+    from benchmarks.runner import load_suite, run_suite
+    from benchmarks.suites import SuiteError
 
     if args.device not in ("auto", "cpu", "cuda") and not args.device.startswith("cuda:"):
         return _usage(f"--device must be auto, cpu or cuda, got {args.device!r}")

@@ -82,8 +82,8 @@ def find_model(explicit: str | None) -> Path:
     or the registry cannot be read: one line, never a traceback."""
     if explicit:
         return Path(explicit)
-    from detectors.promote import resolve
-    from forensics.pipelines.scan import NO_MODEL, ScanError
+    from detectors.promote import NO_CHAMPION, resolve
+    from forensics.pipelines.scan import ScanError
 
     try:
         found = resolve()
@@ -91,7 +91,7 @@ def find_model(explicit: str | None) -> Path:
         raise ScanError(f"cannot look up the registered model ({type(err).__name__}: "
                         f"{' '.join(str(err).split())})") from err
     if found is None:
-        raise ScanError(NO_MODEL)
+        raise ScanError(NO_CHAMPION)
     return found
 
 
@@ -104,10 +104,15 @@ def run(args) -> int:
         return usage(problem)
     config = DetectConfig(frames=args.frames or 32, every=args.every, detect_every=args.detect_every,
                           batch_size=args.batch_size, device=args.device)
+    reports = None
+    if args.report:
+        from forensics.report import ReportWriter    # the plotting stack, only when pages are asked for
+
+        reports = ReportWriter(args.report)
     try:
         # The model is looked up only if some input still needs it (a finished --resume needs none).
         result = scan(args.inputs, lambda: find_model(args.model), config, jsonl=args.jsonl,
-                      report_dir=args.report, resume=args.resume, progress=not args.quiet,
+                      reports=reports, resume=args.resume, progress=not args.quiet,
                       on_record=print_errors if args.quiet else print_summary)
     except ScanError as err:
         return usage(str(err))

@@ -240,7 +240,7 @@ class FaceCache:
         try:
             sample = sample_frames(row.path, n=None if cfg.every else cfg.frames, every=cfg.every)
             images = [f.image for f in sample.frames]
-            result = self._face_pipeline().run(images, [f.index for f in sample.frames],
+            result = self.face_pipeline().run(images, [f.index for f in sample.frames],
                                                [f.t for f in sample.frames])
         except MediaError as exc:
             entry.error = _one_line(str(exc))
@@ -284,7 +284,8 @@ class FaceCache:
                 np.save(fh, np.stack(crops).astype(np.uint8), allow_pickle=False)
         entry.status, entry.crops_file, entry.error = "ok", name, None
 
-    def _face_pipeline(self) -> FacePipeline:
+    def face_pipeline(self) -> FacePipeline:
+        """The one face path (forensics.faces.FacePipeline) with this cache's crop and face settings."""
         if self._pipeline is None:
             self._pipeline = FacePipeline(self.config.crop, self.config.faces, device=self.config.device)
         return self._pipeline

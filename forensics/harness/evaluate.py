@@ -16,7 +16,7 @@ from forensics.harness.fakes import sbi_fakes
 from forensics.io import atomic_path
 from forensics.metrics import summarize_scores, video_scores
 from forensics.synthetic.faceset import FaceSet
-from forensics.tracking.figures import roc_figure, sample_grid
+from forensics.figures import roc_figure, sample_grid
 from generators.family import FakeBatch
 
 SBI = "sbi"

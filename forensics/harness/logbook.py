@@ -8,6 +8,9 @@ has it, and otherwise starts a new run like any other (the caller says so).
 """
 from __future__ import annotations
 
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
 from forensics.tracking.run import Run, _Store
 
 NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")
@@ -33,9 +36,6 @@ class ResumableRun(Run):
         return _Store(uri, client, run.info.run_id, run.info.artifact_uri)
 
     def _find(self, uri: str):
-        from mlflow import MlflowClient
-        from mlflow.exceptions import MlflowException
-
         client = MlflowClient(tracking_uri=uri)
         try:
             run = client.get_run(self._resume_id)

@@ -37,7 +37,7 @@ from forensics.harness.report import append_once, finite, round_record, step_bri
 from forensics.harness.state import STEPS, CoevolveState
 from forensics.io import atomic_path, atomic_write_json
 from forensics.synthetic.faceset import PORTIONS, load_faceset
-from forensics.tracking.figures import auc_rounds_figure
+from forensics.figures import auc_rounds_figure
 from generators.family import FakeBatch
 from generators.registry import get_generator
 

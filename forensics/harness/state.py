@@ -10,6 +10,8 @@ import json
 import time
 from pathlib import Path
 
+from forensics.io import atomic_write_json
+
 FORMAT = "forensics-coevolve/1"
 STEPS = ("fakes", "before", "detector", "retrained", "generators", "after")
 
@@ -20,8 +22,6 @@ class CoevolveState:
 
     @classmethod
     def open(cls, out_dir: Path, config) -> "CoevolveState":
-        from forensics.io import atomic_write_json
-
         path = Path(out_dir) / "state.json"
         if path.is_file():
             try:
@@ -47,8 +47,6 @@ class CoevolveState:
         return cls(path, doc)
 
     def save(self) -> None:
-        from forensics.io import atomic_write_json
-
         self.doc["updated"] = _now()
         atomic_write_json(self.path, self.doc)
 

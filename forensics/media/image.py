@@ -25,10 +25,6 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     return _decode(p)[0]
 
 
-def probe_image(path: str | os.PathLike) -> MediaInfo:
-    return read_image(path)[1]
-
-
 def read_image(path: str | os.PathLike) -> tuple[np.ndarray, MediaInfo]:
     """Pixels and info from a single decode."""
     p = check_readable_file(path)

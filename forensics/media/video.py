@@ -167,11 +167,6 @@ def frame_to_rgb(frame: av.VideoFrame, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(rgb)
 
 
-def probe_video(path: Path, demuxer: str | None, recognised: bool = True) -> MediaInfo:
-    with VideoSource(path, demuxer, recognised) as source:
-        return source.info
-
-
 def _rotation_of(frame: av.VideoFrame, stream) -> int:
     """Clockwise display rotation, a multiple of 90.
 

@@ -14,12 +14,12 @@ from forensics.pipelines.record import (
     media_score,
     track_verdicts,
 )
-from forensics.pipelines.scan import NO_MODEL, ScanError, ScanResult, print_summary, scan, summary_line
+from forensics.pipelines.scan import ScanError, ScanResult, print_summary, scan, summary_line
 
 __all__ = [
     "STAGES", "Analysis", "DetectConfig", "DetectPipeline", "FrameReader",
     "InputError", "collect_inputs", "done_paths", "is_media_file", "path_key",
     "MIN_TRACK_DETECTIONS", "DetectRecord", "Findings", "FrameScore", "ModelInfo", "Observation", "ThumbnailPool",
     "TrackRecord", "media_score", "track_verdicts",
-    "NO_MODEL", "ScanError", "ScanResult", "print_summary", "scan", "summary_line",
+    "ScanError", "ScanResult", "print_summary", "scan", "summary_line",
 ]

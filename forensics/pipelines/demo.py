@@ -22,9 +22,10 @@ from forensics.data.registry import create_dataset
 from forensics.harness import CoevolveConfig, run_coevolution
 from forensics.io import atomic_write_json
 from forensics.pipelines.detect import DetectConfig
-from forensics.pipelines.scan import NO_MODEL, print_summary, scan
+from forensics.pipelines.scan import print_summary, scan
 from forensics.pipelines.train import prepare_cache, run_detector_training, run_generator_training
 from forensics.presets import read_preset
+from forensics.report import ReportWriter
 from forensics.synthetic import WorldConfig, generate_world
 from generators.faceswap import swap_video
 
@@ -179,9 +180,9 @@ def scan_videos(videos: list[Path], out: Path) -> list[dict]:
     OUT/detections.jsonl, reports under OUT/report), so the demo shows what a user gets."""
     champion = promote.resolve(promote.CHAMPION)
     if champion is None:
-        raise ValueError(NO_MODEL)
+        raise ValueError(promote.NO_CHAMPION)
     jsonl = out / "detections.jsonl"
     if jsonl.exists():
         jsonl.unlink()
-    return scan(videos, champion, DetectConfig(), jsonl=jsonl, report_dir=out / "report",
+    return scan(videos, champion, DetectConfig(), jsonl=jsonl, reports=ReportWriter(out / "report"),
                 on_record=print_summary).records

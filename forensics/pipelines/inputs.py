@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from forensics.data.adapters import MEDIA_EXTENSIONS
+from forensics.data.adapters._common import list_media_files
 from forensics.media.sniff import read_head, sniff_signature
 
 EXTRA_EXTENSIONS = frozenset({".gif", ".ts", ".mts", ".m2ts", ".3gp", ".ogv", ".heic", ".avif", ".jp2"})
@@ -42,8 +43,6 @@ def is_media_file(path: Path) -> bool:
 def media_in_folder(folder: Path) -> list[Path]:
     """Media files under `folder` (by extension, or by content for unknown extensions), recursively,
     sorted, hidden entries skipped, each real folder once."""
-    from forensics.data.adapters._common import list_media_files
-
     return list_media_files(folder, keep=lambda p: p.is_file() and is_media_file(p))
 
 

@@ -15,19 +15,15 @@ import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Protocol, Sequence
 
 from tqdm import tqdm
 
-from detectors.promote import CHAMPION, MODEL_NAME
 from forensics.io import append_jsonl, read_jsonl
 from forensics.pipelines.detect import DetectConfig, DetectPipeline
 from forensics.pipelines.inputs import InputError, collect_inputs, done_paths, path_key
 from forensics.pipelines.record import ERROR, FAKE, NO_FACE, DetectRecord
-from forensics.report import write_index, write_report
 
-NO_MODEL = (f"no detector model given and none is registered as {MODEL_NAME}@{CHAMPION}; train one with "
-            "`make demo` (or `forensics train detector`), or pass --model PATH")
 RecordCallback = Callable[[DetectRecord], None]
 
 
@@ -58,15 +54,24 @@ class ScanResult:
         return 1 if ERROR in self.statuses else 0
 
 
+class ReportSink(Protocol):
+    """Where HTML reports go (forensics.report.ReportWriter): handed in by the caller, so that scanning without
+    --report does not load the plotting stack."""
+
+    def resume(self, records: list[dict]) -> None: ...
+
+    def add(self, record: DetectRecord, thumbnails: list[dict]) -> DetectRecord: ...
+
+
 def scan(inputs: Sequence[str | os.PathLike], model: Path | str | Callable[[], Path],
-         config: DetectConfig | None = None, jsonl: Path | str | None = None, report_dir: Path | str | None = None,
+         config: DetectConfig | None = None, jsonl: Path | str | None = None, reports: ReportSink | None = None,
          resume: bool = False, progress: bool = True, on_record: RecordCallback | None = None) -> ScanResult:
     """Analyse `inputs` (files, or folders recursed) and write one record per input.
 
     model: a detector folder, or a function that finds one; it is called only if some input still needs
-        analysing, and may raise ScanError (e.g. with NO_MODEL) when there is none.
+        analysing, and may raise ScanError (e.g. with detectors.promote.NO_CHAMPION) when there is none.
     jsonl: append each record here as soon as it is done; None prints them on stdout.
-    report_dir: also write an HTML page per input and an index of the scan there.
+    reports: also write an HTML page per input and an index of the scan (forensics.report.ReportWriter).
     resume: skip inputs that already have a record in `jsonl` (their records are kept as they are).
     progress: a progress bar (and a note on resuming) on stderr.
     on_record: called with each new record once it is written (see `print_summary`).
@@ -82,8 +87,8 @@ def scan(inputs: Sequence[str | os.PathLike], model: Path | str | Callable[[], P
               file=sys.stderr)
     analysed: dict[str, dict] = {}
     if todo:
-        resumed = [done[path_key(p)] for p in paths if path_key(p) in done]
-        reports = Reports(Path(report_dir), resumed) if report_dir is not None else None
+        if reports is not None:
+            reports.resume([done[path_key(p)] for p in paths if path_key(p) in done])
         pipeline = _load_pipeline(model() if callable(model) else Path(model), config or DetectConfig(),
                                   thumbnails=reports is not None)
         analysed = _analyse_all(pipeline, todo, jsonl, reports, progress, on_record)
@@ -91,7 +96,7 @@ def scan(inputs: Sequence[str | os.PathLike], model: Path | str | Callable[[], P
     return ScanResult(records=records, resumed=len(paths) - len(todo))
 
 
-def _analyse_all(pipeline: DetectPipeline, paths: list[Path], jsonl: Path | str | None, reports: Reports | None,
+def _analyse_all(pipeline: DetectPipeline, paths: list[Path], jsonl: Path | str | None, reports: ReportSink | None,
                  progress: bool, on_record: RecordCallback | None) -> dict[str, dict]:
     """Analyse and write each input in turn; the written records by `path_key`."""
     written: dict[str, dict] = {}
@@ -140,35 +145,6 @@ def write_record(record: DetectRecord, jsonl: Path | str | None) -> None:
     else:
         sys.stdout.write(json.dumps(record.to_json()) + "\n")
         sys.stdout.flush()
-
-
-class Reports:
-    """One HTML page per input plus an index of the scan (resumed inputs included), rewritten after each
-    input so it is current even if the scan is interrupted. A page that cannot be written becomes a warning
-    in the record, not a failure of the analysis: the record itself is complete."""
-
-    def __init__(self, out_dir: Path, resumed: list[dict] | None = None) -> None:
-        self.out_dir = out_dir
-        self.records: list[dict] = list(resumed or [])   # what the index lists, JSON form
-
-    def add(self, record: DetectRecord, thumbnails: list[dict]) -> DetectRecord:
-        """Write the record's page and the index; return the record with its `report` (and any problem)."""
-        try:
-            page = str(write_report(record.to_json(), thumbnails, self.out_dir))
-        except Exception as err:  # noqa: BLE001 - a report problem must not lose the record
-            return record.with_report(None, problem=_not_written(err))
-        record = record.with_report(page)
-        self.records.append(record.to_json())
-        try:
-            write_index(self.records, self.out_dir)
-        except Exception as err:  # noqa: BLE001 - as above; the index lists the record with its warning
-            record = record.with_report(page, problem=_not_written(err))
-            self.records[-1] = record.to_json()
-        return record
-
-
-def _not_written(err: Exception) -> str:
-    return f"report not written: {type(err).__name__}: {' '.join(str(err).split())}"
 
 
 def summary_line(record: DetectRecord) -> str:

@@ -12,13 +12,18 @@ about the centre by k = (1 + m_in) / (1 + m_probe); no landmarks are needed to d
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 from torch import nn
+
+from forensics.device import resolve_device
+from forensics.io import atomic_path
 
 CHECKPOINT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
@@ -84,10 +89,6 @@ def conv_trunk(in_channels: int, widths: Sequence[int]) -> nn.Sequential:
 
 def save_probe(directory: str | Path, module: nn.Module, config: dict) -> Path:
     """safetensors weights + config.json, written so a reader never sees a half-written pair."""
-    from safetensors.torch import save_file
-
-    from forensics.io import atomic_path
-
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
@@ -100,8 +101,6 @@ def save_probe(directory: str | Path, module: nn.Module, config: dict) -> Path:
 
 def read_probe(directory: str | Path, kind: str) -> tuple[dict[str, torch.Tensor], dict]:
     """(state_dict, config) of a saved probe; one-line ValueError naming the path when it is not one."""
-    from safetensors.torch import load_file
-
     directory = Path(directory)
     config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
     if not config_path.is_file() or not weights_path.is_file():
@@ -137,8 +136,6 @@ class TrainedProbe:
     KIND = CONFIG = NET = WHAT = None
 
     def __init__(self, net: nn.Module, device: str | torch.device = "auto", info: dict | None = None):
-        from forensics.device import resolve_device
-
         self.net = net
         self.config = net.config
         self.device = resolve_device(device)
@@ -163,8 +160,6 @@ class TrainedProbe:
         return [np.concatenate(column).astype(np.float32) for column in zip(*parts)]
 
     def save(self, directory: str | Path, **extra) -> Path:
-        from dataclasses import asdict
-
         return save_probe(directory, self.net, {"kind": self.KIND, **asdict(self.config), **self.info, **extra})
 
     @classmethod

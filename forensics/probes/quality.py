@@ -12,6 +12,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from forensics.faces import FaceDetectorConfig, get_face_detector
 from forensics.synthetic.faceset import FaceSet, inter_ocular
 
 from .common import as_uint8_batch
@@ -124,8 +125,6 @@ def mtcnn_face_rate(images: Sequence[np.ndarray] | np.ndarray, min_prob: float =
     ~20 px, so a 64 px crop would be judged on too few pixels rather than on its realism. Full frames
     are passed as they are.
     """
-    from forensics.faces import FaceDetectorConfig, get_face_detector
-
     images = [np.asarray(image) for image in images]
     if not images:
         raise ValueError("mtcnn_face_rate: no images")

@@ -13,7 +13,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
+
+from forensics.faces.align import align_face
+from forensics.io import atomic_path
+from forensics.synthetic import Identity, VideoConfig, five_points, render_video
+from forensics.synthetic.world import video_seed
 
 # Video indices far above any world's videos_per_identity, so a scene here is never a scene of the world.
 SCENE_OFFSET = 100_000
@@ -25,10 +31,6 @@ def render_scenes(world: str | Path, identities: list[int], count: int, frames: 
     if cache is not None and Path(cache).is_file():
         with np.load(cache, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
-    from forensics.faces.align import align_face
-    from forensics.synthetic import Identity, VideoConfig, five_points, render_video
-    from forensics.synthetic.world import video_seed
-
     world = Path(world)
     settings = json.loads((world / "world.json").read_text())
     by_id = {int(d["id"]): Identity.from_dict(d) for d in json.loads((world / "identities.json").read_text())}
@@ -52,8 +54,6 @@ def render_scenes(world: str | Path, identities: list[int], count: int, frames: 
     out = {"images": np.stack(images), "landmarks": np.stack(landmarks), "identity": np.array(ids, np.int64),
            "scene": np.array(scenes, np.int64)}
     if cache is not None:
-        from forensics.io import atomic_path
-
         with atomic_path(cache) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez_compressed(fh, **out)
@@ -61,7 +61,5 @@ def render_scenes(world: str | Path, identities: list[int], count: int, frames: 
 
 
 def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
-    import cv2
-
     ok, data = cv2.imencode(".jpg", image[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
     return cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1].copy() if ok else image

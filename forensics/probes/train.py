@@ -28,8 +28,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from forensics.io import atomic_write_json
+from forensics.synthetic.faceset import load_faceset
+from forensics.training import TrainConfig, Trainer
+
 from .identity import IdentityConfig, IdentityNet, IdentityProbe, fit_face_ellipse
 from .landmarks import LandmarkConfig, LandmarkNet, LandmarkProbe, pixels_to_normalised
+from .quality import heldout_report
 from .scenes import render_scenes
 
 REPORT_FILE = "report.json"
@@ -245,10 +250,6 @@ def train_probes(world_dir: str | Path, out_dir: str | Path, size: int | None = 
     Returns (identity probe, landmark probe, report); the report (held-out figures, timing, history) is
     also written to out_dir/report.json.
     """
-    from forensics.synthetic.faceset import load_faceset
-    from forensics.io import atomic_write_json
-    from forensics.training import TrainConfig, Trainer
-
     overrides = {"size": size, "epochs": epochs, "device": device}
     config = replace(config or ProbeTrainConfig(), **{k: v for k, v in overrides.items() if v is not None})
     out_dir = Path(out_dir)
@@ -285,8 +286,6 @@ def train_probes(world_dir: str | Path, out_dir: str | Path, size: int | None = 
     info = {"probe_key": key, "world": str(Path(world_dir).resolve())}
     identity = IdentityProbe(trainer.modules["identity"].cpu(), config.device, info)
     landmark = LandmarkProbe(trainer.modules["landmarks"].cpu(), config.device, info)
-
-    from .quality import heldout_report
 
     report = {"probe_key": key, "world": info["world"], "config": asdict(config), "device": str(trainer.device),
               "train_seconds": round(seconds, 1),

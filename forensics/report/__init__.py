@@ -8,6 +8,7 @@ from forensics.report.html import (
     write_index,
     write_report,
 )
+from forensics.report.writer import ReportWriter
 
-__all__ = ["INDEX_NAME", "render_index", "render_report", "report_name", "track_series", "write_index",
+__all__ = ["INDEX_NAME", "ReportWriter", "render_index", "render_report", "report_name", "track_series", "write_index",
            "write_report"]

@@ -6,7 +6,6 @@ crops exactly as the model saw them. All text from the record is escaped (file n
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 import json
@@ -16,11 +15,12 @@ import sys
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 from urllib.parse import quote
 
 import numpy as np
 
+from forensics.figures import score_timeline_figure
 from forensics.io import atomic_write_text
 from forensics.report.template import (
     MISSING,
@@ -129,7 +129,7 @@ def _facts_table(record: dict) -> str:
 
 def _timeline_section(record: dict) -> str:
     tracks = track_series(record["frame_scores"])
-    png = figure_png(timeline_figure()(tracks, float(record.get("threshold") or 0.5),
+    png = figure_png(score_timeline_figure(tracks, float(record.get("threshold") or 0.5),
                                        "Fake probability per face track"))
     return ('<h2>Score over time</h2>'
             f'<img class="timeline" alt="fake probability over time per face track, threshold '
@@ -218,37 +218,6 @@ def _track_spans(frame_scores: Sequence[dict]) -> dict:
     """{track: (first t, last t, peak frame score)}."""
     return {track: (float(times[0]), float(times[-1]), float(scores.max()))
             for track, (times, scores) in track_series(frame_scores).items() if len(times)}
-
-
-@functools.lru_cache(maxsize=1)
-def timeline_figure() -> Callable:
-    """The project's shared score-timeline figure when present, else the small one below."""
-    try:
-        from forensics.tracking.figures import score_timeline_figure
-        return score_timeline_figure
-    except (ImportError, AttributeError):
-        return fallback_timeline_figure
-
-
-def fallback_timeline_figure(tracks: dict, threshold: float, title: str = ""):
-    """Score over time, one line per face track, dashed threshold line (Agg, no pyplot global state)."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(9, 3.2), dpi=100)
-    ax = fig.add_subplot(1, 1, 1)
-    for track, (times, scores) in tracks.items():
-        ax.plot(times, scores, marker="o" if len(times) < 60 else None, markersize=3, linewidth=1.4,
-                label=f"track {track}")
-    ax.axhline(threshold, color="black", linestyle="--", linewidth=1, label=f"threshold {threshold:.2f}")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("fake probability")
-    if title:
-        ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-    fig.tight_layout()
-    return fig
 
 
 def figure_png(fig, dpi: int = 110) -> bytes:

@@ -12,6 +12,7 @@ import io
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 VERDICTS = {
     # status/label -> (headline, css class)
@@ -106,8 +107,6 @@ def png_data_uri(png: bytes) -> str:
 
 def image_png(image: np.ndarray) -> bytes:
     """Encode a uint8 RGB (or grey) array as PNG: lossless, so the analyst sees the crop the model saw."""
-    from PIL import Image
-
     array = np.asarray(image)
     if array.dtype != np.uint8:
         array = np.clip(array, 0, 255).astype(np.uint8)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+from facenet_pytorch import MTCNN
 
 from forensics.landmarks import five_points  # noqa: F401  (re-exported: forensics.synthetic.five_points)
 
@@ -24,7 +25,6 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def default_detector():
-    from facenet_pytorch import MTCNN
     return MTCNN(keep_all=True, device="cpu")
 
 

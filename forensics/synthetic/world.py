@@ -21,10 +21,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from forensics.data.manifest import ManifestRow, write_manifest
 from forensics.io import atomic_write_json
+from forensics.media import write_video
 from forensics.synthetic.identity import Identity, identity_rng, sample_identity
+from forensics.synthetic.render import FrameTruth
 from forensics.synthetic.video import VideoConfig, render_video, video_scene
 
 WORLD_VERSION = 1
@@ -90,11 +93,6 @@ def assign_splits(ids: list[int], seed: int, val_fraction: float, test_fraction:
     return splits
 
 
-def _write_video(path: Path, frames: list[np.ndarray], fps: int, crf: int) -> None:
-    from forensics.media import write_video
-    write_video(path, frames, fps=fps, crf=crf)
-
-
 def _up_to_date(truth_path: Path, video_path: Path, expected: dict) -> bool:
     if not (truth_path.is_file() and video_path.is_file()):
         return False
@@ -119,10 +117,7 @@ def generate_world(out_dir, config: WorldConfig | None = None, progress: bool = 
     video_cfg = config.video_config()
 
     jobs = [(ident, v) for ident in identities for v in range(config.videos_per_identity)]
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=len(jobs), unit="video", desc="synth")
+    bar = tqdm(total=len(jobs), unit="video", desc="synth") if progress else None
     rows = []
     for ident, v in jobs:
         name = f"{ident.name}_v{v:02d}"
@@ -133,7 +128,7 @@ def generate_world(out_dir, config: WorldConfig | None = None, progress: bool = 
         if not _up_to_date(out / truth_rel, out / video_rel, expected):
             t0 = time.perf_counter()
             frames, truths = render_video(ident, seed, video_cfg)
-            _write_video(out / video_rel, frames, config.fps, config.crf)
+            write_video(out / video_rel, frames, fps=config.fps, crf=config.crf)
             atomic_write_json(out / truth_rel, {
                 **expected, "identity": ident.name, "video": video_rel,
                 "scene": video_scene(seed, video_cfg).to_dict(), "render_s": round(time.perf_counter() - t0, 3),
@@ -151,7 +146,6 @@ def generate_world(out_dir, config: WorldConfig | None = None, progress: bool = 
 
 def load_truth(path) -> tuple[dict, list]:
     """Read a truth file: (clip metadata, list of FrameTruth)."""
-    from forensics.synthetic.render import FrameTruth
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     frames = [FrameTruth.from_dict(d) for d in data.pop("frames")]
     return data, frames

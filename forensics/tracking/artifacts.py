@@ -11,6 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
+from PIL import Image
+
+from forensics.io import _json_default, atomic_write_json, atomic_write_text
 
 FIGURE_DPI = 100
 _IMAGE_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP"}
@@ -31,8 +35,6 @@ def write_figure(fig, path: Path) -> Path:
 
 def write_image(image: np.ndarray, path: Path) -> Path:
     """uint8 RGB (HxWx3), RGBA or grey (HxW) array -> PNG, or JPEG/WEBP/BMP when the suffix says so."""
-    from PIL import Image
-
     array = np.asarray(image)
     if array.dtype != np.uint8 or not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))):
         raise ValueError(f"log_image {path.name}: expected a uint8 HxWx3 array, got {array.dtype} "
@@ -43,11 +45,7 @@ def write_image(image: np.ndarray, path: Path) -> Path:
 
 def write_dict(obj: Any, path: Path) -> Path:
     """JSON, or YAML when the name ends in .yaml/.yml; numpy scalars/arrays and Paths are converted."""
-    from forensics.io import _json_default, atomic_write_json, atomic_write_text
-
     if path.suffix.lower() in (".yaml", ".yml"):
-        import yaml
-
         plain = json.loads(json.dumps(obj, default=_json_default))
         atomic_write_text(path, yaml.safe_dump(plain, sort_keys=False))
     else:

@@ -8,6 +8,7 @@ so the local copy holds the whole run, not just its tail. This module holds the 
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -17,6 +18,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import mlflow
+import requests
+from mlflow.entities import Param, RunTag
+from mlflow.exceptions import MlflowException
+from sqlalchemy.exc import OperationalError
 
 OFFLINE_DIR_ENV = "FORENSICS_MLFLOW_OFFLINE_DIR"
 DEFAULT_OFFLINE_DIR = "mlruns-offline"
@@ -48,8 +55,6 @@ def tracking_uri() -> str:
     env = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
     if env:
         return env
-    import mlflow
-
     return mlflow.get_tracking_uri()
 
 
@@ -80,7 +85,6 @@ def prepare_uri(uri: str) -> None:
 
 def quiet_mlflow() -> None:
     """Keep MLflow's warnings, drop its INFO chatter (table creation, run URLs with emoji, progress bars)."""
-    import mlflow  # noqa: F401  - importing configures MLflow's loggers; adjust them after, not before
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     pool_logger = logging.getLogger("urllib3.connectionpool")
@@ -112,9 +116,6 @@ def unreachable_reason(exc: BaseException) -> str | None:
     only as __context__, so the whole chain is searched. An HTTP answer that is not MLflow JSON (a proxy's
     502 page, a plain web server) also counts: whatever answered is not a tracking store.
     """
-    import requests
-
-    from sqlalchemy.exc import OperationalError  # the DB-API's "cannot reach / use the database"
 
     seen = set()
     chain = []
@@ -180,8 +181,6 @@ def clean_key(key: Any) -> str:
 
 
 def param_value(value: Any) -> str:
-    import json
-
     if isinstance(value, (dict, list, tuple)):
         text = json.dumps(value, sort_keys=True, default=str)
     else:
@@ -198,8 +197,6 @@ def tag_value(value: Any) -> str:
 
 def get_or_create_experiment(client, name: str, artifact_location: str | None = None) -> str:
     """Experiment id by name, creating it; survives another process creating it at the same moment."""
-    from mlflow.exceptions import MlflowException
-
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         if experiment.lifecycle_stage == "deleted":
@@ -236,8 +233,6 @@ class Journal:
 
     def replay(self, client, run_id: str, with_tags: bool = False) -> None:
         """Send params, metric history (same steps and timestamps), artifacts and the end to `run_id`."""
-        from mlflow.entities import Param, RunTag
-
         params = [Param(k, v) for k, v in self.params.items()]
         tags = [RunTag(k, v) for k, v in self.tags.items()] if with_tags else []
         log_batch(client, run_id, metrics=self.metrics, params=params, tags=tags)

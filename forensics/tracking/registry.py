@@ -20,7 +20,12 @@ import tempfile
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from mlflow import MlflowClient
+from mlflow.artifacts import download_artifacts
+from mlflow.exceptions import MlflowException
+
 from forensics.tracking import offline as off
+
 
 MODEL_FILES = ("model.safetensors", "config.json")
 MODEL_CACHE_ENV = "FORENSICS_MODEL_CACHE"
@@ -32,8 +37,6 @@ _warned: set[str] = set()
 def create_model_version(client, name: str, source: str, run_id: str | None, alias: str | None = None,
                          tags: dict | None = None) -> str:
     """Register `source` as a new version of `name` (created if missing); point `alias` at it."""
-    from mlflow.exceptions import MlflowException
-
     if alias is not None:
         check_alias(alias)
     try:
@@ -75,8 +78,6 @@ def resolve_model(name: str, alias: str) -> Path | None:
 
 def set_model_alias(name: str, version: str | int, alias: str) -> None:
     """Point name@alias at `version` (e.g. promote a challenger to champion)."""
-    from mlflow.exceptions import MlflowException
-
     check_alias(alias)
 
     def assign(client, uri):
@@ -103,8 +104,6 @@ def model_cache_dir() -> Path:
 
 def _with_fallback(op, missing_local_store_means_none: bool):
     """op(client, uri) against the tracking URI's registry, or the local fallback store's if unreachable."""
-    from mlflow import MlflowClient
-
     uri = off.tracking_uri()
     reason = off.dead_reason(uri)
     if reason is None:
@@ -129,8 +128,6 @@ def _with_fallback(op, missing_local_store_means_none: bool):
 
 
 def _version_by_alias(client, name: str, alias: str):
-    from mlflow.exceptions import MlflowException
-
     try:
         return client.get_model_version_by_alias(name, alias)
     except MlflowException as exc:
@@ -151,8 +148,6 @@ def _local_model_dir(name: str, version, uri: str) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
-        from mlflow.artifacts import download_artifacts
-
         got = Path(download_artifacts(artifact_uri=source, dst_path=str(tmp), tracking_uri=uri))
         if not _complete(got):
             raise ValueError(f"registry: {name} version {version.version}: {source} lacks "

@@ -19,9 +19,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
 
+from forensics.io import sha256_file
 from forensics.tracking import artifacts as art
 from forensics.tracking import offline as off
+from forensics.tracking.registry import check_alias, create_model_version
+
 
 MODEL_FILES = ("model.safetensors", "config.json")
 
@@ -114,7 +119,6 @@ class Run:
         with self._lock:
             new = self._record_params(params)
             if new:
-                from mlflow.entities import Param
 
                 batch = [Param(k, v) for k, v in new.items()]
                 self._do(lambda s: off.log_batch(s.client, s.run_id, params=batch), journaled=True)
@@ -123,15 +127,12 @@ class Run:
         with self._lock:
             new = self._record_tags(tags)
             if new:
-                from mlflow.entities import RunTag
 
                 batch = [RunTag(k, v) for k, v in new.items()]
                 self._do(lambda s: off.log_batch(s.client, s.run_id, tags=batch), journaled=True)
 
     def log_metrics(self, metrics: dict, step: int | None = None) -> None:
         """Metric points at `step` (0 when None, as MLflow does); keys cleaned to what MLflow accepts."""
-        from mlflow.entities import Metric
-
         timestamp, step = _now_ms(), int(step or 0)
         points = [Metric(off.clean_key(k), _as_float(k, v), timestamp, step) for k, v in metrics.items()]
         if not points:
@@ -183,9 +184,6 @@ class Run:
         The registry entry points at the plain checkpoint (safetensors + config.json), not at an MLflow
         flavour: mlflow.pytorch would pickle the model, and the product loads models without pickle.
         """
-        from forensics.io import sha256_file
-        from forensics.tracking.registry import check_alias, create_model_version
-
         if alias is not None:
             check_alias(alias)
         folder = Path(local_dir)
@@ -269,8 +267,6 @@ class Run:
         The local fallback store keeps its registry and artifacts to itself; the tracking URI uses
         MLflow's own registry URI and default artifact location.
         """
-        from mlflow import MlflowClient
-
         journal = self._journal
         client = MlflowClient(tracking_uri=uri, registry_uri=uri if local else None)
         experiment_id = off.get_or_create_experiment(

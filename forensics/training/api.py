@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Protocol, runtime_checkable
+from typing import Any, Iterable, Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
-    from .step import StepContext
+from .step import StepContext
 
 
 @dataclass
@@ -86,7 +85,7 @@ class TrainTask(Protocol):
 
     def train_batches(self, epoch: int, rank: int, world_size: int) -> Iterable: ...
 
-    def training_step(self, batch: Any, ctx: "StepContext") -> dict[str, float]: ...
+    def training_step(self, batch: Any, ctx: StepContext) -> dict[str, float]: ...
 
 
 @dataclass

@@ -23,7 +23,7 @@ import torch
 
 from forensics.media import iter_frames
 from forensics.synthetic.faceset import FaceSet, load_faceset
-from forensics.tracking.figures import sample_grid
+from forensics.figures import sample_grid
 from forensics.training import Trainer
 from generators.images import to_tensor
 from generators.losses import d_hinge_loss, g_hinge_loss

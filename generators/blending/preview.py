@@ -13,6 +13,9 @@ import sys
 import cv2
 import numpy as np
 
+from forensics.faces import align_face
+from forensics.io import atomic_write_bytes
+from forensics.synthetic import FrameState, five_points, render_frame, sample_scene, world_identity
 from generators.blending import self_blend
 
 COLUMNS = ("real", "mask", "pseudo-fake", "|diff| x4")
@@ -20,9 +23,6 @@ COLUMNS = ("real", "mask", "pseudo-fake", "|diff| x4")
 
 def synthetic_crops(n: int, size: int, seed: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """n aligned crops with their 68 and 5 landmarks in crop pixels (varied identity, pose, expression, light)."""
-    from forensics.faces import align_face   # pulls torch: only this preview and the tests need it
-    from forensics.synthetic import FrameState, five_points, render_frame, sample_scene, world_identity
-
     rng = np.random.default_rng(seed)
     crops = []
     for k in range(n):
@@ -71,8 +71,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    from forensics.io import atomic_write_bytes
-
     grid = preview_grid(args.faces, args.size, args.seed)
     ok, png = cv2.imencode(".png", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
     if not ok:

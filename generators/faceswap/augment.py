@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from generators.blending.masks import erode_or_dilate, face_polygon, feather, fill_polygon
+
 
 @dataclass
 class WarpConfig:
@@ -87,8 +89,6 @@ def hull_masks(landmarks: np.ndarray, size: int, hull: str = "face", erode: floa
     """Soft face masks float32 [N, S, S] from 68-point landmarks in crop pixels: the convex hull, eroded by
     `erode` x size pixels (keeps the composite edge inside the face, where skin is) and feathered with a
     Gaussian of sigma `blur` x size (a mask head can fit a soft edge; a hard one it can only blur)."""
-    from generators.blending.masks import erode_or_dilate, face_polygon, feather, fill_polygon
-
     radius = int(round(erode * size))
     sigma = float(blur * size)
     out = np.zeros((len(landmarks), size, size), np.float32)

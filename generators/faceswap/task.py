@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from forensics.synthetic.faceset import FaceSet, load_faceset
-from forensics.tracking.figures import sample_grid
+from forensics.figures import sample_grid
 from forensics.training import Trainer
 from generators.faceswap.augment import apply_warps, hull_masks, sample_warps
 from generators.faceswap.checkpoint import save_generator
