@@ -6,7 +6,6 @@ time instead of silently running a model with the wrong threshold or calibration
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,16 +13,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from detectors.model import FrameDetector
 from detectors.predict import predict_logits
 from detectors.registry import create_detector, is_detector, list_detectors
-from forensics.device import resolve_device
 from forensics.faces.crops import CropSpec
 from forensics.io import atomic_path, atomic_write_json, sha256_file
-from forensics.weights import one_line, state_mismatch
+from forensics.weights import one_line, place, read_json_object, read_weights, state_mismatch
 
 FORMAT = "forensics-detector/1"
 WEIGHTS_FILE = "model.safetensors"
@@ -100,24 +97,13 @@ def load_detector(path: str | os.PathLike, device: str | torch.device = "cpu") -
     if not weights.is_file():
         raise DetectorLoadError(f"{weights}: missing (a detector checkpoint is {WEIGHTS_FILE} + {CONFIG_FILE})")
     meta = _read_config(config_path)
-    sha = sha256_file(weights)
-    if meta.get("weights_sha256") not in (None, sha):
-        raise DetectorLoadError(f"{weights}: does not match {CONFIG_FILE} (sha256 differs; the pair was "
-                                "written by different saves)")
+    state, sha = read_weights(weights, meta.get("weights_sha256"), CONFIG_FILE, DetectorLoadError)
     model = _build(meta["detector"], config_path)
-    try:
-        state = load_file(str(weights), device="cpu")
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise DetectorLoadError(f"{weights}: not a readable safetensors file ({one_line(exc)})") from None
     problem = state_mismatch(model, state)
     if problem:
         raise DetectorLoadError(f"{weights}: weights do not fit {model.config.name}: {problem}")
     model.load_state_dict(state, strict=True)
-    try:
-        target = resolve_device(device)
-    except ValueError as exc:
-        raise DetectorLoadError(f"{directory}: {exc}") from None
-    model = model.to(target).eval()
+    model = place({"model": model}, device, DetectorLoadError, directory)["model"]
     return LoadedDetector(model=model, meta=meta, sha256=sha, name=model.config.name, path=directory)
 
 
@@ -136,14 +122,7 @@ def _checkpoint_dir(path: Path) -> Path:
 def _read_config(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise DetectorLoadError(f"{path}: missing (a detector checkpoint is {WEIGHTS_FILE} + {CONFIG_FILE})")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DetectorLoadError(f"{path}: invalid JSON (line {exc.lineno}: {exc.msg})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DetectorLoadError(f"{path}: unreadable ({one_line(exc)})") from None
-    if not isinstance(meta, dict):
-        raise DetectorLoadError(f"{path}: expected a JSON object")
+    meta = read_json_object(path, DetectorLoadError)
     if meta.get("format") != FORMAT:
         raise DetectorLoadError(f"{path}: unsupported format {meta.get('format')!r} (expected {FORMAT!r})")
     if not isinstance(meta.get("detector"), dict):

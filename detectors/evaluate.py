@@ -9,8 +9,8 @@ import numpy as np
 
 from detectors.aggregate import aggregate_scores
 from forensics.data.crops import Sample
-from forensics.metrics import summarize_scores, video_scores
 from forensics.figures import confusion_figure, pr_figure, roc_figure, sample_grid
+from forensics.metrics import summarize_scores, video_scores
 
 HARDEST = 16   # crops per hardest-sample grid
 

@@ -1,10 +1,56 @@
-"""What every safetensors loader here says when a file does not fit its model: one line naming the first
-mismatch (shapes first, since they say the most), shared by detectors, generators and their checkpoints."""
+"""What every checkpoint loader here shares (detectors, generators, probes): read a weights file whose hash
+the config recorded, read the config, say in one line why a file does not fit its model (shapes first, since
+they say the most), and put the modules on their device. Each caller passes its own error class, so a user
+sees "PATH: reason" from whichever kind of checkpoint they pointed at."""
 from __future__ import annotations
 
-from typing import Mapping
+import json
+from pathlib import Path
+from typing import Any, Mapping
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from forensics.device import resolve_device
+from forensics.io import sha256_file
+
+
+def read_json_object(path: Path, error: type[ValueError]) -> dict[str, Any]:
+    """A checkpoint's config.json as a dict; invalid, unreadable or non-object files fail in one line."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}: invalid JSON (line {exc.lineno}: {exc.msg})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: unreadable ({one_line(exc)})") from None
+    if not isinstance(data, dict):
+        raise error(f"{path}: expected a JSON object")
+    return data
+
+
+def read_weights(weights: Path, recorded_sha256: str | None, config_name: str,
+                 error: type[ValueError]) -> tuple[dict[str, torch.Tensor], str]:
+    """(tensors on the CPU, the file's sha256); the file must be the one its config recorded (a torn overwrite
+    pairs new weights with an old config) and a readable safetensors file."""
+    sha = sha256_file(weights)
+    if recorded_sha256 not in (None, sha):
+        raise error(f"{weights}: does not match {config_name} (sha256 differs; the pair was written by different "
+                    "saves)")
+    try:
+        return load_file(str(weights), device="cpu"), sha
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise error(f"{weights}: not a readable safetensors file ({one_line(exc)})") from None
+
+
+def place(modules: Mapping[str, torch.nn.Module], device: str | torch.device, error: type[ValueError],
+          where: Path) -> dict[str, torch.nn.Module]:
+    """The modules on `device`, in eval mode; an unusable device fails in one line naming `where`."""
+    try:
+        target = resolve_device(device)
+    except ValueError as exc:
+        raise error(f"{where}: {exc}") from None
+    return {name: module.to(target).eval() for name, module in modules.items()}
 
 
 def state_mismatch(module: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> str | None:

@@ -11,18 +11,16 @@ The directory may also hold the training loop's last/ and best/ states (resume);
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from forensics.device import resolve_device
 from forensics.io import atomic_path, atomic_write_json, sha256_file
-from forensics.weights import one_line, state_mismatch  # noqa: F401  (re-exported by the families)
+from forensics.weights import one_line, place, read_json_object, read_weights, state_mismatch  # noqa: F401
 
 FORMAT = "forensics-generator/1"
 WEIGHTS_FILE = "generator.safetensors"
@@ -75,14 +73,7 @@ def read_generator(path: str | os.PathLike, family: str) -> tuple[dict[str, dict
     weights = directory / WEIGHTS_FILE
     if not weights.is_file():
         raise GeneratorCheckpointError(f"{weights}: missing (a generator checkpoint is {WEIGHTS_FILE} + {CONFIG_FILE})")
-    sha = sha256_file(weights)
-    if config.get("weights_sha256") not in (None, sha):
-        raise GeneratorCheckpointError(f"{weights}: does not match {CONFIG_FILE} (sha256 differs; the pair was "
-                                       "written by different saves)")
-    try:
-        flat = load_file(str(weights), device="cpu")
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise GeneratorCheckpointError(f"{weights}: not a readable safetensors file ({one_line(exc)})") from None
+    flat, sha = read_weights(weights, config.get("weights_sha256"), CONFIG_FILE, GeneratorCheckpointError)
     states: dict[str, dict[str, torch.Tensor]] = {}
     for key, tensor in flat.items():
         module, _, param = key.partition("/")
@@ -115,11 +106,7 @@ def load_modules(modules: Mapping[str, torch.nn.Module], states: Mapping[str, Ma
         if problem:
             raise GeneratorCheckpointError(f"{weights}: {name} weights do not fit {what} in {CONFIG_FILE}: {problem}")
         module.load_state_dict(state, strict=True)
-    try:
-        target = resolve_device(device)
-    except ValueError as exc:
-        raise GeneratorCheckpointError(f"{directory}: {exc}") from None
-    return {name: module.to(target).eval() for name, module in modules.items()}
+    return place(modules, device, GeneratorCheckpointError, directory)
 
 
 def trained_crop_size(weights: Path) -> int | None:
@@ -155,14 +142,7 @@ def read_config(path: Path, family: str) -> dict[str, Any]:
             hint = " (training unfinished? the generator is exported here when training ends)"
         raise GeneratorCheckpointError(f"{path}: missing (a generator checkpoint is {WEIGHTS_FILE} + "
                                        f"{CONFIG_FILE}){hint}")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise GeneratorCheckpointError(f"{path}: invalid JSON (line {exc.lineno}: {exc.msg})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise GeneratorCheckpointError(f"{path}: unreadable ({one_line(exc)})") from None
-    if not isinstance(config, dict):
-        raise GeneratorCheckpointError(f"{path}: expected a JSON object")
+    config = read_json_object(path, GeneratorCheckpointError)
     found = config.get("family")
     if found is not None and found != family:  # another family's checkpoint, whatever its format version
         raise GeneratorCheckpointError(f"{path.parent}: a {found!r} generator checkpoint, not a {label} one")

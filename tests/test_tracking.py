@@ -316,7 +316,7 @@ def ui_parser():
 
 
 def test_ui_help_and_command_line(store, capsys):
-    from forensics.cli import ui
+    from forensics.tracking import ui
 
     with pytest.raises(SystemExit) as exit_:
         ui_parser().parse_args(["ui", "--help"])

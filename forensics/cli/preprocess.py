@@ -1,10 +1,10 @@
-"""`forensics preprocess`: fill the face-crop cache for a dataset, once."""
+"""`forensics preprocess`: fill the face-crop cache for a dataset, once (forensics.data.prepare.cache_dataset;
+imports are deferred into `run` so `--help` stays fast)."""
 from __future__ import annotations
 
 import argparse
 import sys
 import time
-from pathlib import Path
 
 EXAMPLES = """\
 examples:
@@ -38,40 +38,28 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from forensics.data.cache import CacheConfig, FaceCache
-    from forensics.data.registry import DatasetError, create_dataset, detect_layout
+    from forensics.data.cache import CacheConfig
+    from forensics.data.prepare import cache_dataset
+    from forensics.data.registry import DatasetError
 
-    root = Path(args.root)
-    if not root.exists():
-        print(f"forensics preprocess: {root}: no such folder", file=sys.stderr)
-        return 2
     for name in ("frames", "every", "crop_size", "limit"):
         value = getattr(args, name)
         if value is not None and value < 1:
             print(f"forensics preprocess: --{name.replace('_', '-')} must be at least 1", file=sys.stderr)
             return 2
-    name = args.dataset or detect_layout(root)
-    if name is None:
-        print(f"forensics preprocess: {root}: cannot tell the dataset layout; pass --dataset", file=sys.stderr)
-        return 2
-    try:
-        rows = create_dataset(name, root).rows()
-    except (DatasetError, KeyError, ValueError) as exc:
-        print(f"forensics preprocess: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
-    if args.split:
-        rows = [r for r in rows if r.split == args.split]
-    if args.limit:
-        rows = rows[: args.limit]
     config = CacheConfig(frames=args.frames, every=args.every, crop_size=args.crop_size, margin=args.margin,
                          device=args.device)
-    cache_dir = Path(args.cache) if args.cache else root / "face_cache"
-    cache = FaceCache(cache_dir, config)
     started = time.perf_counter()
-    report = cache.build(rows, progress=not args.quiet)
+    try:
+        done = cache_dataset(args.root, config, dataset=args.dataset, cache_dir=args.cache, split=args.split,
+                             limit=args.limit, progress=not args.quiet)
+    except DatasetError as exc:
+        print(f"forensics preprocess: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
     elapsed = time.perf_counter() - started
-    faces = sum(len(e.faces) for e in cache.entries())
-    print(f"{name}: {len(rows)} files -> {cache_dir}  ({elapsed:.1f} s)")
+    report = done.report
+    faces = sum(len(e.faces) for e in done.cache.entries())
+    print(f"{done.dataset}: {len(done.rows)} files -> {done.cache.root}  ({elapsed:.1f} s)")
     print(f"  detected {report.processed}, re-cropped {report.recropped}, already cached {report.skipped}, "
           f"no face {report.no_face}, errors {report.failed}; {faces} face crops in the cache")
     for path, reason in report.errors:

@@ -1,9 +1,9 @@
-"""`forensics ui`: the MLflow UI on the project's tracking store (the one training logs to)."""
+"""`forensics ui`: the MLflow UI on the project's tracking store (the one training logs to); the command line
+it runs comes from forensics.tracking.ui (imported in `run`, so `--help` stays fast)."""
 from __future__ import annotations
 
 import argparse
 import shlex
-import socket
 import subprocess
 import sys
 
@@ -40,33 +40,9 @@ def add_parser(sub) -> None:
     p.error = one_line_error
 
 
-def store_uri(offline: bool = False) -> str:
-    from forensics.tracking.offline import offline_uri, tracking_uri
-
-    return offline_uri() if offline else tracking_uri()
-
-
-def build_command(uri: str, host: str = "127.0.0.1", port: int = 5000, workers: int = 1) -> list[str]:
-    """The `mlflow server` command line for a database store (sqlite, postgresql, mysql, ...).
-
-    `mlflow server` rather than `mlflow ui`: same program, but its options are the documented ones.
-    Artifacts keep the locations the runs recorded (local paths for the default store), which the
-    server reads directly.
-    """
-    if uri.startswith(("http://", "https://")):
-        raise ValueError(f"{uri} is already a tracking server: open it in a browser")
-    if uri.startswith("file:") or "://" not in uri:
-        raise ValueError(f"{uri}: MLflow 3.13+ no longer serves file stores; use a sqlite:/// URI")
-    return [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
-            "--host", host, "--port", str(port), "--workers", str(workers)]
-
-
-def browse_url(host: str, port: int) -> str:
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    return f"http://{shown}:{port}"
-
-
 def run(args) -> int:
+    from forensics.tracking.ui import browse_url, build_command, port_free, store_uri
+
     if not 0 < args.port < 65536:
         return _usage(f"--port {args.port}: must be 1..65535")
     if args.workers < 1:
@@ -82,23 +58,13 @@ def run(args) -> int:
     if args.print_command:
         print(shlex.join(command))
         return 0
-    if not _port_free(args.host, args.port):
+    if not port_free(args.host, args.port):
         return _usage(f"port {args.port} on {args.host} is in use; pick another with --port")
     print(f"MLflow UI for {uri}: {browse_url(args.host, args.port)}  (Ctrl-C to stop)", flush=True)
     try:
         return subprocess.call(command)
     except KeyboardInterrupt:
         return 0
-
-
-def _port_free(host: str, port: int) -> bool:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def _usage(message: str) -> int:

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
+from forensics.figures import roc_figure, sample_grid
 from forensics.harness.fakes import sbi_fakes
 from forensics.io import atomic_path
 from forensics.metrics import summarize_scores, video_scores
 from forensics.synthetic.faceset import FaceSet
-from forensics.figures import roc_figure, sample_grid
 from generators.family import FakeBatch
 
 SBI = "sbi"

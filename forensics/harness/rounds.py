@@ -25,6 +25,7 @@ from detectors.checkpoint import load_detector
 from detectors.promote import CHAMPION, register as register_model, resolve_detector
 from detectors.train import fine_tune
 from forensics.device import resolve_device
+from forensics.figures import auc_rounds_figure
 from forensics.harness.calibration import calibrate_champion
 from forensics.harness.config import NOT_HASHED
 from forensics.harness.evaluate import (SBI, flat_metrics, load_scores, roc_of_round, sample_grid_of_round,
@@ -37,7 +38,6 @@ from forensics.harness.report import append_once, finite, round_record, step_bri
 from forensics.harness.state import STEPS, CoevolveState
 from forensics.io import atomic_path, atomic_write_json
 from forensics.synthetic.faceset import PORTIONS, load_faceset
-from forensics.figures import auc_rounds_figure
 from generators.family import FakeBatch
 from generators.registry import get_generator
 

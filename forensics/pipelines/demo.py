@@ -18,7 +18,6 @@ from typing import Callable
 from detectors import promote
 from detectors.task import DetectorTrainConfig
 from forensics.data.manifest import read_manifest
-from forensics.data.registry import create_dataset
 from forensics.harness import CoevolveConfig, run_coevolution
 from forensics.io import atomic_write_json
 from forensics.pipelines.detect import DetectConfig
@@ -98,8 +97,7 @@ def train_default_detector(config: DemoConfig, world: Path, out: Path, say: Call
     say(f"preprocessing faces (MTCNN, alignment, tracks) -> {out / 'face_cache'}")
     prepared = prepare_cache(world, detector, dataset="synthetic", cache_dir=out / "face_cache", progress=True,
                              say=say)
-    report, cache = prepared.report, prepared.cache
-    rows = create_dataset("synthetic", world).rows()
+    report, cache, rows = prepared.report, prepared.cache, prepared.rows
     say(f"{len(rows)} videos: detected {report.processed}, cached already {report.skipped}, no face "
         f"{report.no_face}, errors {report.failed}; {sum(len(e.faces) for e in cache.entries())} aligned crops")
     say(f"training the default detector on real faces + self-blended pseudo-fakes -> {out / 'detector'}")

@@ -17,8 +17,9 @@ from typing import Any, Callable
 from detectors.promote import CHALLENGER, CHAMPION, promote_if_first
 from detectors.task import DetectorTrainConfig
 from detectors.train import DetectorTrainResult, train_detector
-from forensics.data.cache import BuildReport, CacheConfig, FaceCache
-from forensics.data.registry import DatasetError, create_dataset, detect_layout
+from forensics.data.cache import CacheConfig, FaceCache
+from forensics.data.prepare import CachedDataset, cache_dataset
+from forensics.data.registry import DatasetError
 from forensics.synthetic import WorldConfig, generate_world
 from forensics.tracking import start_run
 from generators.registry import create_generator
@@ -43,16 +44,9 @@ def render_world_if_missing(world: str | Path, identities: int, seed: int = 0, p
     return True
 
 
-@dataclass
-class PreparedCache:
-    cache: FaceCache
-    report: BuildReport
-    dataset: str             # the adapter that read the data
-
-
 def prepare_cache(root: str | Path, config: DetectorTrainConfig, dataset: str | None = None,
                   cache_dir: str | Path | None = None, identities: int = 40, progress: bool = True,
-                  say: Callable[[str], None] = say_on_stderr) -> PreparedCache:
+                  say: Callable[[str], None] = say_on_stderr) -> CachedDataset:
     """The face-crop cache a detector trains on, filled for the dataset at `root` (rendered first when `root`
     is absent and the dataset is the synthetic one). Usage problems raise DatasetError in one line."""
     root = Path(root)
@@ -61,17 +55,9 @@ def prepare_cache(root: str | Path, config: DetectorTrainConfig, dataset: str | 
             raise DatasetError(f"{root}: no such folder")
         render_world_if_missing(root, identities, seed=config.seed, progress=progress, say=say)
         dataset = "synthetic"
-    dataset = dataset or detect_layout(root)
-    if dataset is None:
-        raise DatasetError(f"{root}: cannot tell the dataset layout; pass --dataset")
-    try:
-        rows = create_dataset(dataset, root).rows()
-    except (KeyError, ValueError) as exc:
-        raise DatasetError(" ".join(str(exc).split())) from None
-    cache = FaceCache(Path(cache_dir) if cache_dir else root / "face_cache",
-                      CacheConfig(frames=config.frames_per_video, crop_size=config.crop_size, margin=config.margin,
-                                  device=config.device))
-    return PreparedCache(cache, cache.build(rows, progress=progress), dataset)
+    return cache_dataset(root, CacheConfig(frames=config.frames_per_video, crop_size=config.crop_size,
+                                           margin=config.margin, device=config.device),
+                         dataset=dataset, cache_dir=cache_dir, progress=progress)
 
 
 @dataclass

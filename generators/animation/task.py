@@ -21,9 +21,9 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from forensics.figures import sample_grid
 from forensics.media import iter_frames
 from forensics.synthetic.faceset import FaceSet, load_faceset
-from forensics.figures import sample_grid
 from forensics.training import Trainer
 from generators.images import to_tensor
 from generators.losses import d_hinge_loss, g_hinge_loss

@@ -11,7 +11,6 @@ checkpoint hash, mask, blending, colour, codec), because detectors and benchmark
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np

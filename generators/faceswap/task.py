@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from forensics.synthetic.faceset import FaceSet, load_faceset
 from forensics.figures import sample_grid
+from forensics.synthetic.faceset import FaceSet, load_faceset
 from forensics.training import Trainer
 from generators.faceswap.augment import apply_warps, hull_masks, sample_warps
 from generators.faceswap.checkpoint import save_generator
