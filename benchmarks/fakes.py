@@ -14,10 +14,7 @@ made from that the family holds out, and writes the manifest. Real videos keep t
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,12 +22,10 @@ from pathlib import Path
 from forensics.data.manifest import SPLITS, ManifestRow, video_rank, write_manifest
 from forensics.data.registry import create_dataset
 from forensics.device import resolve_device
-from forensics.io import append_jsonl, read_jsonl
-from forensics.media import MediaError
+from generators.jobs import JobRunner
 from generators.registry import FAMILIES, get_generator
 
 MANIFEST = "manifest.csv"
-RECIPES = "recipes.jsonl"
 
 
 class MissingGeneratorError(ValueError):
@@ -123,18 +118,20 @@ def build_fake_dataset(plan: FakePlan, progress: bool = True) -> FakeDataset:
     out.mkdir(parents=True, exist_ok=True)
     rows = world_rows(plan.world)
     splits = {split for split, n in (plan.reals or {}).items() if n} or set(SPLITS)
-    maker = _Maker(out, plan.device, progress)
+    maker = JobRunner(out, progress)
+    device = resolve_device(plan.device)
+    checksums: dict[str, str] = {}
     fakes: list[ManifestRow] = []
     held_out: set[str] = set()
     for name, checkpoint in checkpoints.items():
         family = get_generator(name)
         options = family_options(name, plan.options.get(name))
-        loaded = family.load(checkpoint, device=maker.device)
-        maker.checkpoints[name] = loaded.sha256
-        for job in family.benchmark_fakes(loaded, rows, options, splits, maker.device):
+        loaded = family.load(checkpoint, device=device)
+        checksums[name] = loaded.sha256
+        for job in family.benchmark_fakes(loaded, rows, options, splits, device):
             if job.hold_out_real and job.target_real:
                 held_out.add(job.target_real)
-            recipe = maker.make(job.name, job.key, job.make)
+            recipe = maker.run(job)
             if recipe is not None:
                 meta = {**recipe, **job.meta, **({"target_real": job.target_real} if job.target_real else {})}
                 fakes.append(ManifestRow(path=str(maker.root / job.name), label="fake", method=name,
@@ -144,7 +141,7 @@ def build_fake_dataset(plan: FakePlan, progress: bool = True) -> FakeDataset:
     manifest_rows = [_relative(r, out) for r in reals + fakes]
     write_manifest(manifest_rows, out / MANIFEST)
     return FakeDataset(root=out, rows=[_absolute(r, out) for r in manifest_rows], made=maker.made,
-                       reused=maker.reused, failed=maker.failed, checkpoints=maker.checkpoints,
+                       reused=maker.reused, failed=maker.failed, checkpoints=checksums,
                        seconds=round(time.perf_counter() - started, 1))
 
 
@@ -164,46 +161,6 @@ def pick_reals(rows: list[ManifestRow], counts: dict, exclude: set[str] = frozen
 
 
 # ---------------------------------------------------------------------- plumbing
-
-class _Maker:
-    """Makes one fake unless recipes.jsonl already holds it under the same key (and the file is there)."""
-
-    def __init__(self, root: Path, device: str, progress: bool):
-        self.root, self.progress = root, progress
-        self.device = resolve_device(device)
-        self.made = self.reused = 0
-        self.failed: list[tuple[str, str]] = []
-        self.checkpoints: dict[str, str] = {}
-        self._known = {rec["path"]: rec for rec in read_jsonl(root / RECIPES) if "path" in rec}
-
-    def make(self, name: str, key: dict, build) -> dict | None:
-        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-        known = self._known.get(name)
-        path = self.root / name
-        if known and known.get("key") == digest and known.get("status") == "ok" and path.is_file():
-            self.reused += 1
-            return dict(known["recipe"])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        started = time.perf_counter()
-        try:
-            recipe = build(path)
-        except (ValueError, OSError, MediaError) as exc:     # a video without a face, a damaged file: skip that fake
-            reason = " ".join(str(exc).split())
-            self.failed.append((name, reason))
-            append_jsonl(self.root / RECIPES, {"path": name, "key": digest, "status": "error", "error": reason})
-            if self.progress:
-                print(f"fake skipped: {name}: {reason}", file=sys.stderr)
-            return None
-        recipe = {k: v for k, v in recipe.items() if k != "output"}
-        record = {"path": name, "key": digest, "status": "ok", "recipe": recipe,
-                  "seconds": round(time.perf_counter() - started, 2)}
-        append_jsonl(self.root / RECIPES, record)
-        self._known[name] = record
-        self.made += 1
-        if self.progress:
-            print(f"made {name} ({record['seconds']} s)", file=sys.stderr)
-        return dict(recipe)
-
 
 def _relative(row: ManifestRow, root: Path) -> ManifestRow:
     meta = {k: v for k, v in row.meta.items() if k != "target_real"}

@@ -7,9 +7,8 @@ batch the person, light, camera noise and background say nothing about the label
 
 - CropSetBatches (`forensics train detector`, benchmarks): the cached crops of one split, each real
   crop as itself and as its self-blended copy, plus the dataset's own fakes at the rate they exist;
-- PairedFakeBatches (the co-evolution fine-tune): reals of the fit portion, each paired with a fake
-  drawn from self-blends of that very crop, a replay buffer of earlier rounds' fakes, or this round's new
-  fakes made in the same video.
+- VideoPairedBatches (the co-evolution's detector move): real crops, each paired with a product-path fake
+  made from the same real video (any generator version so far) or with its own self-blend.
 
 A batch source yields lists of Samples per epoch, reproducibly from (seed, epoch, rank); the task turns
 them into tensors. Evaluation samples draw their pseudo-fakes from a seed tied to the crop, so the same
@@ -23,7 +22,7 @@ from typing import Iterator, Protocol, Sequence, Sized
 import cv2
 import numpy as np
 
-from forensics.data.crops import FAKE, REAL, CropRef, CropSet, Sample
+from forensics.data.crops import FAKE, CropRef, CropSet, Sample
 from generators.blending import self_blend
 
 
@@ -94,88 +93,44 @@ class CropSetBatches:
             yield batch
 
 
-# ---------------------------------------------------------------------- reals paired with given fakes
+# ---------------------------------------------------------------------- reals paired with fakes of their video
 
-class PairedFakeBatches:
-    """Reals (uint8 crops with their 5-point landmarks) against fakes drawn per real from three pools.
+class VideoPairedBatches:
+    """Real crops, each paired with a fake made from the same real video, or with its own self-blend.
 
-    sbi_fraction / replay_fraction: shares of the fakes that are self-blends of the paired real and
-    draws from `replay`; the rest come from `new_fakes`, preferably one made in the same video as the real
-    (real_scenes / new_scenes name each crop's video). With no replay and no new fakes, all are self-blends.
+    fakes_by_video: real video (CropRef.video) -> crops of fakes made from it (a face swap onto it, an
+    animation of its first frame: any generator version, so older versions are replayed); a real whose video
+    has no fake gets its self-blend. sbi_fraction: share of self-blends even where product fakes exist, so the
+    generic blend cue stays learned. One epoch visits every real crop once.
     """
 
-    def __init__(self, reals: np.ndarray, landmarks: np.ndarray, new_fakes: np.ndarray, replay: np.ndarray,
-                 batch_size: int, sbi_fraction: float, replay_fraction: float, seed: int = 0, augment: bool = True,
-                 real_scenes: np.ndarray | None = None, new_scenes: np.ndarray | None = None):
-        if len(reals) == 0:
+    def __init__(self, crops: CropSet, reals: list[CropRef], fakes_by_video: dict[str, list[CropRef]],
+                 batch_size: int, seed: int, sbi_fraction: float = 0.3, augment: bool = True):
+        if not reals:
             raise ValueError("detector training: no real crops to learn from")
-        self.reals, self.landmarks = reals, landmarks
-        self.new_fakes, self.replay = new_fakes, replay
-        self.same_scene = same_scene_pools(real_scenes, new_scenes, len(reals), len(new_fakes))
-        self.batch_size, self.seed, self.augment = batch_size, seed, augment
-        self.sbi_fraction = float(sbi_fraction)
-        self.replay_fraction = float(replay_fraction) if len(replay) else 0.0
-        self.new_fraction = max(0.0, 1.0 - self.sbi_fraction - self.replay_fraction) if len(new_fakes) else 0.0
-        if self.sbi_fraction + self.replay_fraction + self.new_fraction <= 0:
-            self.sbi_fraction = 1.0        # nothing else to learn from: pseudo-fakes only
+        if not 0.0 <= sbi_fraction <= 1.0:
+            raise ValueError(f"detector training: sbi_fraction must be in [0, 1], got {sbi_fraction}")
+        self.crops, self.reals, self.fakes_by_video = crops, list(reals), dict(fakes_by_video)
+        self.batch_size, self.seed, self.sbi_fraction, self.augment = batch_size, seed, float(sbi_fraction), augment
 
-    def epoch(self, epoch: int, rank: int, world_size: int) -> "_PairedEpoch":
-        return _PairedEpoch(self, epoch, rank, world_size)
-
-    def fake(self, kind: str, row: int, rng: np.random.Generator) -> np.ndarray:
-        if kind == "sbi":
-            return self_blend(self.reals[row], self.landmarks[row], rng)[0]
-        if kind == "replay":
-            return self.replay[int(rng.integers(len(self.replay)))]
-        pool = self.same_scene[row] if self.same_scene is not None else None
-        if pool is None or len(pool) == 0:
-            return self.new_fakes[int(rng.integers(len(self.new_fakes)))]
-        return self.new_fakes[int(pool[int(rng.integers(len(pool)))])]
-
-
-class _PairedEpoch:
-    """One epoch of PairedFakeBatches, drawn from (seed, epoch, rank); sized so the loop can show progress."""
-
-    def __init__(self, source: PairedFakeBatches, epoch: int, rank: int, world_size: int):
-        self.source = source
-        self.rng = np.random.default_rng([source.seed, epoch, rank, 0xC0E])
-        order = np.random.default_rng([source.seed, epoch]).permutation(len(source.reals))
-        self.order = order[rank::world_size]
-        self.half = max(1, source.batch_size // 2)
-        self.count = max(1, len(source.reals) // (self.half * world_size))
-
-    def __len__(self) -> int:
-        return self.count
-
-    def __iter__(self) -> Iterator[list[Sample]]:
-        source, rng = self.source, self.rng
-        kinds = [(k, w) for k, w in (("sbi", source.sbi_fraction), ("replay", source.replay_fraction),
-                                     ("new", source.new_fraction)) if w > 0]
-        weights = np.array([w for _, w in kinds]) / sum(w for _, w in kinds)
-        for b in range(self.count):
-            rows = self.order[b * self.half:(b + 1) * self.half]
-            if len(rows) < self.half:
-                rows = rng.choice(len(source.reals), self.half, replace=True)
-            samples = [Sample(source.reals[r], REAL, "real", int(r), "real") for r in rows]
-            for r in rows:
-                kind = kinds[int(rng.choice(len(kinds), p=weights))][0]
-                samples.append(Sample(source.fake(kind, int(r), rng), FAKE, kind, int(r), kind))
-            if source.augment:
-                samples = [augment_sample(s, rng) for s in samples]
-            yield samples
-
-
-def same_scene_pools(real_scenes, new_scenes, n_reals: int, n_new: int) -> list[np.ndarray] | None:
-    """Per real row, the new fakes made in the same video (empty: none was, any new fake is drawn)."""
-    if real_scenes is None or new_scenes is None:
-        return None
-    real_scenes, new_scenes = np.asarray(real_scenes), np.asarray(new_scenes)
-    if len(real_scenes) != n_reals or len(new_scenes) != n_new:
-        raise ValueError(f"detector training: scene labels do not match the crops ({len(real_scenes)} for "
-                         f"{n_reals} reals, {len(new_scenes)} for {n_new} new fakes)")
-    by_scene = {int(v): np.flatnonzero(new_scenes == v) for v in np.unique(new_scenes)}
-    empty = np.zeros(0, np.int64)
-    return [by_scene.get(int(v), empty) for v in real_scenes]
+    def epoch(self, epoch: int, rank: int, world_size: int) -> list[list[Sample]]:
+        rng = np.random.default_rng([self.seed, epoch, rank, 0x71D])
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.reals))[rank::world_size]
+        per_batch = max(1, self.batch_size // 2)
+        batches = []
+        for start in range(0, len(order) - per_batch + 1, per_batch):
+            batch: list[Sample] = []
+            for index in order[start:start + per_batch]:
+                ref = self.reals[int(index)]
+                batch.append(self.crops.real_sample(ref))
+                pool = self.fakes_by_video.get(ref.video) or []
+                if pool and rng.random() >= self.sbi_fraction:
+                    fake = self.crops.real_sample(pool[int(rng.integers(len(pool)))])
+                    batch.append(Sample(fake.image, FAKE, fake.video, fake.frame, fake.method))
+                else:
+                    batch.append(pseudo_fake(self.crops, ref, rng))
+            batches.append([augment_sample(s, rng) for s in batch] if self.augment else batch)
+        return batches
 
 
 # ---------------------------------------------------------------------- augmentation

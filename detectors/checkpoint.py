@@ -62,6 +62,14 @@ class LoadedDetector:
         z = a * np.asarray(logits, dtype=np.float64) + b
         return 0.5 * (1.0 + np.tanh(0.5 * z))  # the logistic function without overflow for large |z|
 
+    @property
+    def threshold_logit(self) -> float:
+        """The decision threshold in logit space: probability(z) >= threshold exactly when z >= this."""
+        calibration = self.meta.get("calibration") or {}
+        a, b = float(calibration.get("a", 1.0)), float(calibration.get("b", 0.0))
+        p = min(max(self.threshold, 1e-12), 1 - 1e-12)
+        return (float(np.log(p / (1.0 - p))) - b) / a
+
     def logits(self, crops, batch_size: int = 64) -> np.ndarray:
         """Frame logits for uint8 RGB crops (detectors.predict_logits on this model's device): float64 [N]."""
         return predict_logits(self.model, crops, self.device, batch_size).astype(np.float64)

@@ -1,9 +1,9 @@
-"""A detector's lifecycle after its architecture: train, fine-tune, calibrate, save.
+"""A detector's lifecycle after its architecture: train, continue training, calibrate, save.
 
 train_detector (what `forensics train detector` runs): cached crops -> the shared loop -> calibrate on
 validation -> test once on unseen identities -> save (safetensors + JSON) -> register in MLflow.
-fine_tune (the co-evolution's detector move): warm start from a saved detector, train on a given batch
-source, recalibrate, save. recalibrate: refit a saved detector's calibration on given samples in place.
+continue_training (the co-evolution's detector move): warm start from a saved detector, train on a given
+batch source until validation stops improving, calibrate on validation, save.
 
 Calibration always comes from detectors.calibrate on held-out data: Platt on frame logits, threshold at the
 EER of the scores a verdict is made from (per video where samples are grouped by video). The test split
@@ -22,7 +22,7 @@ import numpy as np
 
 from detectors.batches import BatchSource, CropSetBatches, evaluation_samples
 from detectors.calibrate import Calibration, CalibrationError, calibrate, with_threshold
-from detectors.checkpoint import load_detector, save_detector
+from detectors.checkpoint import save_detector
 from detectors.evaluate import log_evaluation, score_report, summaries
 from detectors.predict import predict_logits
 from detectors.promote import CHALLENGER, register
@@ -30,7 +30,6 @@ from detectors.task import DetectorTask, DetectorTrainConfig
 from forensics.data.cache import FaceCache
 from forensics.data.crops import CropSet, Sample
 from forensics.device import resolve_device
-from forensics.metrics import summarize_scores
 from forensics.training import TrainConfig, Trainer, load_module_weights
 
 CHECKPOINT_KEYS = ("format", "detector", "weights_sha256")   # written by save_detector itself
@@ -140,68 +139,58 @@ def train_detector(config: DetectorTrainConfig, cache: FaceCache, out_dir: str |
                                registered_version=version, figures=figures, calibration_refused=refused)
 
 
-def fine_tune(start_dir: str | Path, out_dir: str | Path, checkpoint_dir: str | Path, batches: BatchSource,
-              calibration_set: tuple[np.ndarray, np.ndarray], epochs: int, lr: float, seed: int, device: str,
-              progress: bool = True, run=None, extra_meta: dict | None = None) -> dict:
-    """Continue training the detector in start_dir on `batches`, recalibrate (frame level) on
-    calibration_set = (labels, uint8 crops), save to out_dir. Returns the calibration and fit metrics.
+@dataclass
+class MoveResult:
+    """A warm-started training run: where the candidate is (None when its calibration was refused), how it
+    trained, and its validation figures at its own threshold."""
+    model_dir: Path | None
+    calibration: dict | None
+    threshold: float | None
+    refused: str | None
+    validation: dict | None
+    best_epoch: int | None
+    epochs_run: int
+    stopped_early: bool
+    history: list[dict] = field(default_factory=list)
 
-    A calibration refusal (the fine-tuned model ranks these fakes below the reals) keeps the starting
-    detector's Platt scale, with the threshold set anew under it, and records the refusal in the checkpoint
-    (`calibration_refused`) and the result.
-    """
-    config = DetectorTrainConfig(lr=lr, weight_decay=1e-4, epochs=epochs, seed=seed, device=device)
-    task = DetectorTask(config, batches, validation=None, start_from=start_dir)
-    train = TrainConfig(epochs=epochs, device=device, seed=seed, patience=None, monitor=None,
-                        checkpoint_dir=str(checkpoint_dir), progress=progress, log_every=5)
-    fit = Trainer(task, train, run=run).fit()
+
+def continue_training(start_dir: str | Path, out_dir: str | Path, checkpoint_dir: str | Path, batches: BatchSource,
+                      validation: Sequence[Sample], epochs: int, patience: int | None, lr: float, seed: int,
+                      device: str, batch_size: int = 32, progress: bool = True, run=None,
+                      extra_meta: dict | None = None) -> MoveResult:
+    """Warm-start from the detector in start_dir and train on `batches` until validation frame AUC stops
+    improving (or `epochs`), keep the best epoch, calibrate on the validation samples (video level) and save
+    to out_dir. A refused calibration saves nothing and says why (MoveResult.refused)."""
+    config = DetectorTrainConfig(lr=lr, weight_decay=1e-4, epochs=epochs, patience=patience, batch_size=batch_size,
+                                 seed=seed, device=device)
+    task = DetectorTask(config, batches, validation, start_from=start_dir)
+    fit = Trainer(task, TrainConfig(epochs=epochs, device=device, seed=seed, patience=patience, monitor="val/auc",
+                                    mode="max", checkpoint_dir=str(checkpoint_dir), progress=progress, log_every=5),
+                  run=run).fit()
+    model = task.model
+    model.load_state_dict(load_module_weights(Path(checkpoint_dir) / "best", "model"))
     where = resolve_device(device)
-    model = task.model.to(where).eval()
-    labels, images = calibration_set
-    logits = predict_logits(model, list(images), where)
-    calibration, refused = calibrate_or_keep(labels, logits, task.start_meta.get("calibration"))
-    summary = summarize_scores(labels, calibration.probability(logits), threshold=calibration.threshold)
-    metrics = {f"fit/frame_{k}": float(v) for k, v in summary.items() if k in ("auc", "eer", "ap", "acc")}
+    model.to(where).eval()
+    aggregate = task.start_meta.get("aggregate", config.aggregate)
+    logits = predict_logits(model, [s.image for s in validation], where)
+    common = dict(best_epoch=fit.best_epoch, epochs_run=fit.epochs_run, stopped_early=fit.stopped_early,
+                  history=fit.history)
+    try:
+        calibration = calibrate([s.label for s in validation], logits, [s.video for s in validation], aggregate)
+    except CalibrationError as exc:
+        return MoveResult(None, None, None, str(exc), None, **common)
+    report = score_report(validation, logits, aggregate, calibration.threshold, calibration.probability)
     start = task.start_meta
-    lineage = list(start.get("lineage") or []) + [{"path": str(start_dir), "name": start.get("detector", {}).get(
-        "name"), "calibration": start.get("calibration"), "threshold": start.get("threshold")}]
+    lineage = list(start.get("lineage") or []) + [{"path": str(start_dir), "threshold": start.get("threshold"),
+                                                   "calibration": start.get("calibration")}]
     meta = {**{k: v for k, v in start.items() if k in ("crop", "aggregate")}, **calibration.to_meta(),
-            "threshold_level": "frame (EER of the co-evolution fit portion)", "metrics": metrics, "lineage": lineage,
-            "trained": {"epochs_run": fit.epochs_run, "lr": lr, "seed": seed}, **(extra_meta or {})}
-    if refused:
-        meta["calibration_refused"] = refused
+            "metrics": {f"val/{level}_{k}": v for level in ("frame", "video") for k, v in report[level].items()
+                        if _is_number(v)},
+            "lineage": lineage, "trained": {"epochs_run": fit.epochs_run, "best_epoch": fit.best_epoch,
+                                            "stopped_early": fit.stopped_early, "lr": lr, "seed": seed},
+            **(extra_meta or {})}
     save_detector(out_dir, model.cpu(), meta)
-    return {"threshold": calibration.threshold, "calibration": calibration.platt, "calibration_refused": refused,
-            "metrics": metrics, "epochs_run": fit.epochs_run}
-
-
-def recalibrate(model_dir: str | Path, samples: Sequence[Sample], device: str = "cpu", note: str = "",
-                keep_as: str = "previous_calibration", extra_meta: dict | None = None) -> dict:
-    """Refit calibration and threshold (video level) of the detector in model_dir on `samples`, in place.
-
-    The calibration it had is kept in config.json under `keep_as`; a refusal keeps its Platt scale (with a
-    new threshold) and is recorded. Returns the new threshold and the frame/video AUC and EER of the samples.
-    """
-    loaded = load_detector(model_dir, device="cpu")
-    meta = {k: v for k, v in loaded.meta.items() if k not in CHECKPOINT_KEYS}
-    where = resolve_device(device)
-    logits = predict_logits(loaded.model.to(where), [s.image for s in samples], where)
-    aggregate = meta.get("aggregate", "robust")
-    labels, groups = [s.label for s in samples], [s.video for s in samples]
-    calibration, refused = calibrate_or_keep(labels, logits, meta.get("calibration"), groups, aggregate)
-    report = score_report(samples, logits, aggregate, calibration.threshold, calibration.probability)
-    figures = {f"{level}_{k}": float(report[level][k]) for level in ("frame", "video") for k in ("auc", "eer")}
-    meta[keep_as] = {k: meta.get(k) for k in ("threshold", "calibration", "threshold_level")}
-    meta.update(calibration.to_meta())
-    meta["threshold_level"] = f"video (EER of aggregated scores{': ' + note if note else ''})"
-    meta.pop("calibration_refused", None)
-    if refused:
-        meta["calibration_refused"] = refused
-    meta.update({k: ({**v, "samples": len(samples), **figures} if isinstance(v, dict) else v)
-                 for k, v in (extra_meta or {}).items()})
-    save_detector(model_dir, loaded.model.cpu(), meta)
-    return {"threshold": calibration.threshold, "calibration": calibration.platt, "calibration_refused": refused,
-            "samples": len(samples), **figures}
+    return MoveResult(Path(out_dir), calibration.platt, calibration.threshold, None, summaries(report), **common)
 
 
 def calibrate_or_keep(labels, logits, previous: dict | None, groups: Sequence[str] | None = None,

@@ -1,13 +1,16 @@
 """A generator learning to get past a frozen detector, for any family: the family's own reconstruction
-task (what keeps a generator a generator) plus the detector's verdict on the family's game fakes.
+task (what keeps a generator a generator) plus a hinge on the detector's verdict about the family's fakes:
 
-    evasion_weight * softplus(detector_logit(fake)).mean()
+    evasion_weight * relu(detector_logit(fake) - threshold_logit).mean()
 
-is the detector's BCE toward "real", on fakes selected the way the game selects them (family.select_fakes
-on the fit portion) and drawn differentiably (family.draw_tensor). The detector sees them exactly as it sees
-scored fakes (resized to its input and normalised by its preprocess_tensor); it is in eval mode, never
-stepped, and receives no gradients of its own. A detector is handed in as a module: generators never
-import detectors.
+A fake the detector already calls real (its logit below the detector's decision threshold) contributes
+nothing, so nothing pushes a fake past the threshold: the move is bounded to "just get called real",
+not "be as unlike a fake as possible" (that direction makes fakes separable on the other side, an
+adversarial perturbation rather than a better generator). The fakes are selected the way the game selects
+them (family.select_fakes on the fit portion) and drawn differentiably (family.draw_tensor); the detector
+sees them as it sees crops (resized to its input and normalised by its preprocess_tensor), is in eval mode,
+never stepped, and receives no gradients of its own. It is handed in as a module: generators never import
+detectors.
 """
 from __future__ import annotations
 
@@ -29,23 +32,33 @@ def freeze(detector: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     return detector
 
 
-def evasion_terms(detector, fakes: torch.Tensor, weight: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(weighted loss, mean logit) of float fakes [B, 3, S, S] in [0, 1] under the frozen detector."""
+def hinge(logits: torch.Tensor, threshold_logit: float) -> torch.Tensor:
+    """Per fake: how far its logit is above the threshold (zero, and no gradient, once it is below)."""
+    return F.relu(logits.float() - float(threshold_logit))
+
+
+def evasion_terms(detector, fakes: torch.Tensor, weight: float, threshold_logit: float
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(weighted hinge loss, mean logit, share of fakes called real) of float fakes [B, 3, S, S] in [0, 1]."""
     logits = detector(detector.preprocess_tensor(fakes)).float()
-    return weight * F.softplus(logits).mean(), logits.mean().detach()
+    passed = (logits.detach() < threshold_logit).float().mean()
+    return weight * hinge(logits, threshold_logit).mean(), logits.mean().detach(), passed
 
 
 class EvasionTask:
-    """TrainTask: family.evasion_base(...) plus the evasion term on the family's own game fakes.
+    """TrainTask: family.evasion_base(...) plus the hinge on the family's own game fakes.
 
-    faces: the fit portion the generator may train on; identities: whose faces its fakes show (the game's).
-    Each step draws `fakes_per_step` fakes with select_fakes(rng) from (seed, epoch, rank).
+    faces: the crops the generator may train on; identities: whose faces its fakes show; threshold_logit: the
+    detector's decision threshold in logit space. Each step draws `fakes_per_step` fakes with
+    select_fakes(rng) from (seed, epoch, rank).
     """
 
     def __init__(self, family: GeneratorFamily, base, loaded, faces: FaceSet, identities: list[int],
-                 detector: torch.nn.Module, weight: float, fakes_per_step: int, clip_frames: int, seed: int):
+                 detector: torch.nn.Module, threshold_logit: float, weight: float, fakes_per_step: int,
+                 clip_frames: int, seed: int):
         self.family, self.base, self.loaded, self.faces = family, base, loaded, faces
         self.identities, self.detector, self.weight = list(identities), detector, float(weight)
+        self.threshold_logit = float(threshold_logit)
         self.fakes_per_step, self.clip_frames, self.seed = fakes_per_step, clip_frames, seed
         self.device = torch.device("cpu")
 
@@ -69,10 +82,10 @@ class EvasionTask:
         values = self.base.training_step(base_batch, ctx)     # reconstruction (its own backward into "G")
         images = lambda rows: to_tensor(self.faces.images[np.asarray(rows)], ctx.device)  # noqa: E731
         fakes = self.family.draw_tensor(ctx.raw_modules, selection, images)
-        loss, mean_logit = evasion_terms(self.detector, fakes, self.weight)
-        if self.weight > 0:
+        loss, mean_logit, passed = evasion_terms(self.detector, fakes, self.weight, self.threshold_logit)
+        if self.weight > 0 and loss.requires_grad:
             ctx.backward(loss, "G")                             # gradients add up before the window's step
-        values.update(evasion=loss.detach(), fake_logit=mean_logit)
+        values.update(evasion=loss.detach(), fake_logit=mean_logit, called_real=passed)
         return values
 
     def evaluate(self, epoch: int, ctx) -> dict:

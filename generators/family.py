@@ -91,16 +91,26 @@ class FakeBatch:
 ImagesOf = Callable[[np.ndarray], torch.Tensor]   # FaceSet rows -> float [B, 3, S, S] in [0, 1] on the device
 
 
+def sample_crf(rng: np.random.Generator, crf_range: tuple[int, int]) -> int:
+    """The H.264 CRF of one fake video, drawn uniformly from [low, high]: real uploads are compressed at many
+    rates, and a detector trained on one rate learns that rate."""
+    low, high = (int(v) for v in crf_range)
+    if not 0 <= low <= high <= 51:
+        raise ValueError(f"crf range must be 0 <= low <= high <= 51, got {crf_range}")
+    return int(rng.integers(low, high + 1))
+
+
 # ---------------------------------------------------------------------- benchmark fakes (product path)
 
 @dataclass
 class FakeJob:
-    """One fake video a benchmark dataset holds, made on the product path by `make(out_path) -> recipe`.
+    """One fake video made on the product path by `make(out_path) -> recipe` (what `forensics fake` writes).
 
     name: the output path relative to the dataset folder ("<family>/<stem>.mp4"); key: what decides the
     fake (a fake is reused while its key is unchanged); identity: whose footage or motion it shows;
-    target_real: the real video it is made from, if any; hold_out_real: that real must stay out of the
-    test reals (its footage is seen in training as this fake); meta: extra manifest fields.
+    target_real: the real video whose footage (scene, light, background) the fake shows, if any: a swap's
+    target, an animation's source still; hold_out_real: that real must stay out of the test reals (its
+    footage is seen in training as this fake); meta: extra manifest fields.
     """
     name: str
     split: str
@@ -143,6 +153,13 @@ class GeneratorFamily(ABC):
     def benchmark_fakes(self, loaded, rows: list[ManifestRow], options: dict, splits: set[str],
                         device: torch.device) -> list[FakeJob]:
         """The fake videos a benchmark dataset of this world holds (see FakeJob)."""
+
+    @abstractmethod
+    def game_fakes(self, loaded, targets: list[ManifestRow], sources: list[ManifestRow], rng: np.random.Generator,
+                   crf_range: tuple[int, int], device: torch.device) -> list[FakeJob]:
+        """One fake video per target real video, made on the product path (whole frames, colour-matched,
+        feather-blended, H.264 at a CRF drawn from crf_range): the co-evolution game trains and scores the
+        detector on these. `sources` are real videos the family may take a face or a still from."""
 
     def benchmark_notes(self, options: dict) -> list[str]:
         """What a benchmark report should say about how this family's fakes were made and split."""

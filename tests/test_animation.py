@@ -203,10 +203,20 @@ def test_animate_writes_the_driver_length_and_rate(trained, world, tmp_path):
     driving = videos[-1]
     source = next(iter(iter_frames(videos[0]))).image
     out = tmp_path / "animated.mp4"
-    recipe = animate(trained["model_dir"], source, driving, out, relative=True, output_size=64, device="cpu")
+    recipe = animate(trained["model_dir"], source, driving, out, relative=True, output_size=64, device="cpu",
+                     composite=False)
     info, driver = probe(out), probe(driving)
     assert info.frames == driver.frames == recipe["frames"] and info.fps == pytest.approx(driver.fps)
     assert (info.width, info.height) == (64, 64) and recipe["output_size"] == 64 and recipe["model_size"] == 32
+
+    # By default the animated face is blended back into the whole source photo (a talking photo).
+    full = animate(trained["model_dir"], source, driving, tmp_path / "photo.mp4", relative=True, device="cpu")
+    photo = probe(tmp_path / "photo.mp4")
+    assert (photo.width, photo.height) == (source.shape[1], source.shape[0]) == tuple(full["output_size"])
+    assert photo.frames == driver.frames and full["blending"] == "feather" and full["colour_transfer"] == "reinhard"
+    first = next(iter(iter_frames(tmp_path / "photo.mp4"))).image.astype(int)
+    corner = np.abs(first[:16, :16] - source[:16, :16].astype(int)).mean()
+    assert corner < 8                                    # away from the face, the frame is the source photo
     assert recipe["frames_without_face"] == 0 and recipe["relative"] is True
     saved = json.loads((trained["model_dir"] / "config.json").read_text())
     assert recipe["checkpoint_sha256"] == saved["weights_sha256"]

@@ -3,6 +3,7 @@ champion -> detect a real and a fake video), with every stage cut to seconds."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -24,28 +25,32 @@ def test_demo_miniature_runs_the_whole_path(store, capsys):
 
     assert main(["demo", "--preset", "mini", "--out", str(store / "demo")]) == 0
     printed = capsys.readouterr().out
-    assert "forensics ui" in printed and "AUC: before" in printed
+    assert "forensics ui" in printed and "decision:" in printed and "panel after the last round" in printed
 
     out = store / "demo"
     rounds = [json.loads(line) for line in (out / "coevolve" / "rounds.jsonl").read_text().splitlines()]
     assert [r["round"] for r in rounds] == [1]
-    assert set(rounds[0]["families"]) == {"faceswap", "animation"}
+    assert set(rounds[0]["moves"]) == {"faceswap"}                  # the animation model is held out: only scored
+    summary = json.loads((out / "coevolve" / "summary.json").read_text())
+    assert "animation" in summary["panel_columns"] and "faceswap@G0" in summary["panel_columns"]
 
-    # The MLflow store holds the parent run with its nested round, and the champion is the harness's detector.
+    # The MLflow store holds the parent run with its nested round, and the champion is the game's verdict.
     client = MlflowClient()
     experiment = client.get_experiment_by_name("coevolve")
     runs = client.search_runs([experiment.experiment_id])
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(parents) == 1 and len(children) == 1
-    assert {"auc/faceswap", "auc/animation", "evasion_rate/faceswap"} <= set(children[0].data.metrics)
+    assert {"panel_champion/union", "panel_champion/animation", "promotion/promoted"} <= set(children[0].data.metrics)
     champion = resolve_model("forensics-detector", "champion")
-    assert champion is not None
-    assert json.loads((champion / "config.json").read_text()) == json.loads(
-        (out / "coevolve" / "champion" / "config.json").read_text())
+    assert (champion / "model.safetensors").read_bytes() == \
+        (Path(summary["champion"]["path"]) / "model.safetensors").read_bytes()
 
-    # forensics detect (no --model: the champion) scanned one real and one fake video.
+    # forensics detect (no --model: the champion) scanned a panel real and a panel fake made from it.
+    panel = json.loads((out / "coevolve" / "panel.json").read_text())
+    by_path = {v["path"]: v for v in panel["videos"]}
     records = [json.loads(line) for line in (out / "detections.jsonl").read_text().splitlines()]
     assert len(records) == 2 and all(r["status"] in ("ok", "no_face") for r in records)
-    assert records[1]["path"].endswith("fake_swap.mp4")
+    real, fake = (by_path[str(Path(r["path"]).resolve())] for r in records)
+    assert real["column"] == "real" and fake["column"].startswith("faceswap@G") and fake["target"] == real["path"]
     assert all(r["model"]["sha256"] for r in records if r["status"] == "ok")

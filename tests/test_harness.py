@@ -1,10 +1,11 @@
-"""Co-evolution harness on a miniature world: a 1-round run end to end (state, records, MLflow parent + nested
-run, champion alias), resume after Ctrl-C, the evasion fine-tune really lowering the frozen detector's
-logits, the quality guard, and a tracking server that dies mid-round.
+"""The co-evolution game end to end on a miniature world: one round through the product path (state, panel,
+records, MLflow parent + nested run, the gate's decision and the registry), resume after Ctrl-C, a tracking
+server that dies mid-round, the generator's move (the hinge lowers the champion's logits, and adds nothing
+once fakes are called real; the quality budget refuses a move) and the command line's one-line errors.
 
-Everything is real and small: a 5-identity world (2 of them held out), 32-px generators trained for a few
-steps, a detector (32-px crops read at 64 px, as 64 px are read at 128 in cpu-small) taught
-self-blended fakes for a few seconds.
+Everything is real and small: a 6-identity world (3 train, 1 validation, 2 test identities), 32-px generators
+trained for a few steps (the face swap on two train identities), a detector on 32-px crops read at 64 px
+trained on self-blends for a few seconds. The rules one by one (gate, hinge, panel) are in test_game_rules.py.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,13 +36,13 @@ ANIMATION = dict(size=SIZE, num_kp=5, head_kernel=3, kp_block_expansion=8, kp_nu
 
 @pytest.fixture(scope="session")
 def parts(tmp_path_factory):
-    """World, generators (face swap trained on the two held-out identities) and an SBI-taught detector."""
+    """World, generators (the face swap on two train identities) and a detector taught self-blends."""
     import torch
 
-    from detectors import create_detector, save_detector
-    from detectors.batches import PairedFakeBatches
-    from detectors.train import fine_tune
-    from forensics.harness.fakes import sbi_fakes
+    from detectors.task import DetectorTrainConfig
+    from detectors.train import train_detector
+    from forensics.data.cache import CacheConfig
+    from forensics.data.prepare import cache_dataset
     from forensics.synthetic import WorldConfig, generate_world
     from forensics.synthetic.faceset import load_faceset
     from forensics.training import Trainer
@@ -50,31 +52,26 @@ def parts(tmp_path_factory):
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("harness")
     world = root / "world"
-    generate_world(world, WorldConfig(identities=5, videos_per_identity=2, frames=8, size=128, seed=3,
-                                      val_fraction=0.0, test_fraction=0.4), progress=False)
+    generate_world(world, WorldConfig(identities=6, videos_per_identity=2, frames=6, size=128, seed=3,
+                                      val_fraction=0.2, test_fraction=0.34), progress=False)
     faces = load_faceset(world, size=SIZE, margin=0.25)
-    held_out = sorted(set(faces.identity[faces.split == "test"].tolist()))
-    assert len(held_out) == 2
+    train_ids = sorted(set(faces.identity[faces.split == "train"].tolist()))
+    assert len(train_ids) == 3 and len(set(faces.identity[faces.split == "test"].tolist())) == 2
 
-    swap = FaceswapConfig(world=str(world), identity_a=held_out[0], identity_b=held_out[1], **FACESWAP)
+    swap = FaceswapConfig(world=str(world), identity_a=train_ids[0], identity_b=train_ids[1], **FACESWAP)
     task = make_task(swap)
     Trainer(task, swap.train_config(root / "faceswap", progress=False)).fit()
     task.export(root / "faceswap")
     train_animation(AnimationConfig(world=str(world), **ANIMATION), root / "animation", faces=faces,
                     sample_video=False, progress=False)
 
-    save_detector(root / "detector0", create_detector("mobilenetv3-small", input_size=2 * SIZE),
-                  {"threshold": 0.5, "calibration": {"a": 1.0, "b": 0.0}, "crop": {"size": SIZE, "margin": 0.25}})
-    rows = np.flatnonzero(faces.split == "train")
-    pseudo = sbi_fakes(faces, rows, seed=1)
-    calibration = (np.r_[np.zeros(len(rows)), np.ones(len(rows))].astype(np.int64),
-                   np.concatenate([faces.images[rows], pseudo]))
-    batches = PairedFakeBatches(faces.images[rows], faces.landmarks[rows], faces.images[:0], faces.images[:0],
-                                batch_size=16, sbi_fraction=1.0, replay_fraction=0.0, seed=0)
-    fine_tune(root / "detector0", root / "detector", root / "detector_ckpt", batches, calibration, epochs=10,
-              lr=2e-3, seed=0, device="cpu", progress=False)
-    return {"root": root, "world": world, "faces": faces, "held_out": held_out,
-            "faceswap": root / "faceswap", "animation": root / "animation", "detector": root / "detector"}
+    config = DetectorTrainConfig(detector="mobilenetv3-small", input_size=2 * SIZE, crop_size=SIZE, margin=0.25,
+                                 frames_per_video=3, epochs=6, batch_size=8, lr=3e-3, patience=None, device="cpu")
+    cached = cache_dataset(world, CacheConfig(frames=3, crop_size=SIZE, margin=0.25, device="cpu"),
+                           cache_dir=root / "cache", progress=False)
+    train_detector(config, cached.cache, root / "detector", register_as=None, progress=False, keep_refused=True)
+    return {"root": root, "world": world, "faces": faces, "train_ids": train_ids,
+            "faceswap": root / "faceswap", "animation": root / "animation", "detector": root / "detector" / "model"}
 
 
 def mini_config(parts, **overrides):
@@ -82,6 +79,7 @@ def mini_config(parts, **overrides):
 
     generators = [{"family": "faceswap", "checkpoint": str(parts["faceswap"])},
                   {"family": "animation", "checkpoint": str(parts["animation"])}]
+    overrides = {"held_out_family": "animation", **overrides}
     return CoevolveConfig.from_preset("mini", world=str(parts["world"]), detector=str(parts["detector"]),
                                       generators=generators, **overrides)
 
@@ -107,104 +105,101 @@ def artifact_files(client, run_id: str, path: str | None = None) -> set[str]:
     return out
 
 
-ROUND_METRICS = [f"{m}{s}/{name}" for name in ("faceswap", "animation") for m in ("auc", "eer", "ap", "evasion_rate")
-                 for s in ("", "_retrained", "_after")]
+COLUMNS = ["sbi", "animation", "faceswap@G0", "union"]
+# MLflow names take no "@": a column faceswap@G0 is logged as faceswap_at_G0.
+ROUND_METRICS = [f"panel_champion/{c.replace('@', '_at_')}" for c in COLUMNS] + [
+    "move/faceswap/accepted", "evasion_weight/faceswap", "promotion/promoted", "quality/faceswap/id_retrieval",
+    "surrogate_gap/faceswap/called_real_gap"]
 
 
 # ---------------------------------------------------------------- one round, end to end
 
-def test_one_round_miniature_writes_state_records_mlflow_and_the_champion(parts, store):
+def test_one_round_on_the_product_path_with_panel_gate_and_registry(parts, store):
     from detectors import load_detector
     from forensics.harness import run_coevolution
+    from forensics.harness.fakes import WorldRoles
+    from forensics.harness.panel import Panel
     from forensics.harness.state import STEPS
     from forensics.io import read_jsonl
+    from forensics.media import probe
     from forensics.tracking import resolve_model
 
     out = store / "coevolve"
-    records = run_coevolution(mini_config(parts), out, register=True, progress=False)
+    config = mini_config(parts)
+    (record,) = run_coevolution(config, out, register=True, progress=False)
 
     state = json.loads((out / "state.json").read_text())
     assert state["rounds"]["1"]["done"] and set(state["rounds"]["1"]["steps"]) == set(STEPS)
-    assert state["initial"]["held_out"] == parts["held_out"]
-    lines = read_jsonl(out / "rounds.jsonl")
-    assert len(lines) == 1 and lines[0]["round"] == 1 and records == lines
-    for name in ("faceswap", "animation"):
-        family = lines[0]["families"][name]
-        assert family["quality_guard"] in ("passed", "halved", "reverted")
-        for key in ("auc_before", "auc_retrained", "auc_after", "evasion_before", "evasion_after"):
-            assert 0.0 <= family[key] <= 1.0, (name, key, family[key])
+    assert read_jsonl(out / "rounds.jsonl") == [record]
+
+    # The panel: the test split's real videos, one fake per real for every column, frozen by hash.
+    panel = Panel.load(out / "panel.json")
+    panel.verify()
+    test_reals = {r.path for r in WorldRoles.of(parts["world"], 1, 1).test}
+    assert {v.path for v in panel.reals} == test_reals
+    move = record["moves"]["faceswap"]
+    version = move["to_version"]
+    assert version == (1 if move["status"] == "accepted" else 0)
+    expected = ["animation", "faceswap@G0"] + (["faceswap@G1"] if version == 1 else [])
+    assert panel.fake_columns == expected
+    for column in expected:
+        fakes = panel.fakes(column)                # one per test real, but for fakes showing no face
+        assert len(fakes) + len(panel.no_face.get(column, [])) == len(test_reals) and len(fakes) >= 2
+        assert {v.target for v in fakes} <= test_reals
+        assert all(config.crf[0] <= v.crf <= config.crf[1] for v in fakes)
+        assert probe(fakes[0].path).width == probe(fakes[0].target).width          # full frames, not crops
+    assert state["setup"]["panel_hash"] == panel.digest(["real", "animation", "faceswap@G0"])
+
+    # Training and validation fakes never show the panel's videos, and each round makes its own.
+    made = read_jsonl(out / "fakes" / "fakes.jsonl")
+    assert all(f["target"] not in test_reals for f in made if f["role"] != "panel")
+    before = state["setup"]["fakes"]["faceswap"]["videos"]
+    now = state["rounds"]["1"]["steps"]["fakes"]["made"]["faceswap"]["videos"]
+    for role, count in (("fit", config.fit_fakes), ("val", config.val_fakes)):
+        assert len(now[role]) == len(before[role]) == count and not set(now[role]) & set(before[role])
+
+    # Every detector on every column, with intervals; the decision is the gate's.
+    matrix = state["rounds"]["1"]["steps"]["panel"]["matrix"]
+    candidate = record["candidate"]
+    assert set(matrix) == {"D0"} | ({candidate} if candidate else set())
+    for row in matrix.values():
+        assert list(row) == ["sbi", *expected, "union"]
+        for cell in row.values():
+            low, high = cell["ci"]
+            assert low <= cell["auc"] <= high and cell["n_real"] == len(test_reals)
+    assert record["promoted"] == record["decision"].startswith("champion:")
+    if record["refused_calibration"]:
+        assert candidate is None and record["decision"].startswith("refused:")
+
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["champion"]["version"] == "1" and summary["rounds"] == lines
+    assert summary["rounds"] == [record] and summary["panel_columns"] == ["sbi", *expected, "union"]
+    champion_dir = out / "round_01" / "detector" if record["promoted"] else parts["detector"]
+    assert Path(summary["champion"]["path"]) == champion_dir
+    champion = resolve_model("forensics-detector", "champion")
+    assert (champion / "model.safetensors").read_bytes() == (champion_dir / "model.safetensors").read_bytes()
+    if candidate and not record["promoted"]:
+        challenger = resolve_model("forensics-detector", "challenger")
+        assert load_detector(challenger).meta["coevolve"]["round"] == 1
 
     client = client_for(os.environ["MLFLOW_TRACKING_URI"])
     (parent,), (child,) = coevolve_runs(client)
     assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id == summary["parent_run_id"]
     assert parent.info.status == child.info.status == "FINISHED"
+    assert child.data.tags["promotion"] == record["decision"][:500]
     assert set(ROUND_METRICS) <= set(child.data.metrics) and set(ROUND_METRICS) <= set(parent.data.metrics)
-    assert {"quality/faceswap/before", "quality/animation/after", "evasion_weight/faceswap", "auc/sbi"} \
-        <= set(child.data.metrics)
-    assert {"roc/faceswap.png", "roc/animation.png", "samples/faceswap.png", "samples/animation.png"} \
+    assert {"panel/matrix_round_01.png", "panel/matrix_round_01.json", "round.json"} \
         <= artifact_files(client, child.info.run_id)
-    assert "auc_rounds.png" in artifact_files(client, parent.info.run_id)
-
-    champion = resolve_model("forensics-detector", "champion")
-    assert (champion / "model.safetensors").read_bytes() == (out / "champion" / "model.safetensors").read_bytes()
-    loaded = load_detector(champion)
-    assert loaded.meta["coevolve"]["round"] == 1 and loaded.meta["calibration"]["a"] > 0
-    assert loaded.meta["crop"] == {"size": SIZE, "margin": 0.25}
-    assert len(list((out / "replay").glob("round_01_*.npy"))) == 2
-
-
-# ---------------------------------------------------------------- fakes and reals do not differ in who/where
-
-@pytest.mark.parametrize("count", [40, 37])
-def test_animation_fakes_show_every_identity_equally_and_never_self_driven(parts, count):
-    from generators.registry import get_generator
-
-    faces = parts["faces"]
-    everyone = sorted(set(faces.identity.tolist()))
-    family = get_generator("animation")
-    for portion in ("fit", "eval"):
-        batch = family.select_fakes("animation", None, faces, everyone, portion, count, 4, np.random.default_rng(1))
-        assert len(batch) == count and not np.any(batch.source_id == batch.target_id)
-        for role in (batch.source_id, batch.target_id):
-            frames = [int(np.sum(role == i)) for i in everyone]
-            assert max(frames) - min(frames) <= 1, (portion, frames)
-        allowed = faces.portion_rows(everyone, portion)
-        assert np.isin(batch.target, allowed).all() and np.isin(batch.source, allowed).all()
-
-
-def test_detector_batches_pair_each_real_with_a_new_fake_of_its_own_video(parts):
-    from detectors.batches import PairedFakeBatches
-
-    faces = parts["faces"]
-    rows = np.arange(len(faces))
-    scenes = faces.video[rows]
-    videos = np.unique(scenes)[:3]                       # new fakes from three videos only
-    new_scenes = np.repeat(videos, 4)
-    new_fakes = np.repeat(new_scenes.astype(np.uint8)[:, None, None, None], SIZE, 1).repeat(SIZE, 2).repeat(3, 3)
-    task = PairedFakeBatches(faces.images[rows], faces.landmarks[rows], new_fakes, new_fakes[:0], 8, 0.0, 0.0,
-                             real_scenes=scenes, new_scenes=new_scenes)
-    rng = np.random.default_rng(0)
-    for row in range(len(rows)):
-        fake = task.fake("new", row, rng)
-        if scenes[row] in videos:
-            assert int(fake[0, 0, 0]) == scenes[row]
-        else:                                            # no fake of that video: any new fake
-            assert int(fake[0, 0, 0]) in videos
-    with pytest.raises(ValueError, match="scene labels"):
-        PairedFakeBatches(faces.images[rows], faces.landmarks[rows], new_fakes, new_fakes[:0], 8, 0.0, 0.0,
-                          real_scenes=scenes[:-1], new_scenes=new_scenes)
+    assert any(k.startswith("detector/") for k in child.data.metrics)      # the move's training curve
 
 
 # ---------------------------------------------------------------- resume after Ctrl-C
 
-def test_interrupted_run_resumes_at_the_round_and_step_it_was_in(parts, tmp_path):
+def test_interrupted_run_resumes_at_the_step_it_was_in(parts, tmp_path):
     import yaml
 
     (tmp_path / "offline").mkdir()
     preset = tmp_path / "experiment.yaml"
-    preset.write_text(yaml.safe_dump(mini_config(parts, rounds=2, generator_steps=12).to_dict()))
+    preset.write_text(yaml.safe_dump(mini_config(parts).to_dict()))
     out = tmp_path / "out"
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
            "FORENSICS_MLFLOW_OFFLINE_DIR": str(tmp_path / "offline"), "OMP_NUM_THREADS": "1"}
@@ -214,7 +209,7 @@ def test_interrupted_run_resumes_at_the_round_and_step_it_was_in(parts, tmp_path
     # SIG_IGN; CI may run us that way, so the child gets Ctrl-C back as a terminal would give it.
     proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 600
     interrupted = False
     while proc.poll() is None and time.monotonic() < deadline:
         if not interrupted:
@@ -222,7 +217,7 @@ def test_interrupted_run_resumes_at_the_round_and_step_it_was_in(parts, tmp_path
                 state = json.loads((out / "state.json").read_text())
             except (OSError, ValueError):
                 state = {}
-            interrupted = "detector" in state.get("rounds", {}).get("1", {}).get("steps", {})
+            interrupted = "fakes" in state.get("rounds", {}).get("1", {}).get("steps", {})
         if interrupted:
             # Like a user pressing Ctrl-C again if the first one has not stopped it after 3 s.
             proc.send_signal(signal.SIGINT)
@@ -235,74 +230,117 @@ def test_interrupted_run_resumes_at_the_round_and_step_it_was_in(parts, tmp_path
     assert proc.returncode == 130, err[-2000:]
     state = json.loads((out / "state.json").read_text())
     first = state["rounds"]["1"]
-    assert not first["done"] and {"fakes", "before", "detector"} <= set(first["steps"])
+    assert not first["done"] and {"generators", "fakes"} <= set(first["steps"])
     kept = {step: record["finished"] for step, record in first["steps"].items()}
-    weights = out / "round_01" / "detector" / "model.safetensors"
-    stamp = weights.stat().st_mtime_ns
+    panel = (out / "panel.json").read_bytes()
 
-    again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert "round 1/2 detector: finished earlier, skipped" in again.stderr
+    assert "round 1/1 fakes: finished earlier, skipped" in again.stderr
     state = json.loads((out / "state.json").read_text())
-    assert state["rounds"]["1"]["done"] and state["rounds"]["2"]["done"]
+    assert state["rounds"]["1"]["done"]
     assert {step: state["rounds"]["1"]["steps"][step]["finished"] for step in kept} == kept
-    assert weights.stat().st_mtime_ns == stamp
-    lines = [json.loads(line) for line in (out / "rounds.jsonl").read_text().splitlines()]
-    assert [line["round"] for line in lines] == [1, 2]
-    assert "AUC: before" in again.stdout and "faceswap" in again.stdout
+    assert (out / "panel.json").read_bytes() == panel                  # the resumed run added no column
+    assert "decision:" in again.stdout and "panel after the last round" in again.stdout
 
     client = client_for(env["MLFLOW_TRACKING_URI"])
-    (parent,), children = coevolve_runs(client)          # the rerun re-entered the same parent run
-    assert sorted(c.info.run_name for c in children) == ["round-01", "round-02"]
-    history = client.get_metric_history(parent.info.run_id, "auc/faceswap")
-    assert sorted(m.step for m in history) == [1, 2]
+    (parent,), (child,) = coevolve_runs(client)                        # the rerun re-entered the same runs
+    assert child.info.run_name == "round-01" and child.info.status == "FINISHED"
 
-    other = mini_config(parts, rounds=2, generator_steps=12, seed=5)
+    other = mini_config(parts, seed=5)
     preset.write_text(yaml.safe_dump(other.to_dict()))
     refused = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "different co-evolution config" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
 
 
-# ---------------------------------------------------------------- the generators really evade
+# ---------------------------------------------------------------- the generator's move
 
-def _fit_faces(parts):
-    """The fit portion of the held-out identities (the face-swap pair is those two)."""
-    return parts["faces"].select(parts["faces"].portion_rows(parts["held_out"], "fit"))
-
-
-@pytest.mark.parametrize("family", ["faceswap", "animation"])
-def test_evasion_fine_tune_lowers_the_frozen_detectors_logits(parts, tmp_path, family):
-    from detectors import load_detector
-    from forensics.harness.evasion import evade
+@pytest.fixture(scope="session")
+def move_parts(parts, tmp_path_factory):
+    """What a face-swap move needs: its crops, the probes, G0's quality and the fixed quality selection."""
+    from forensics.harness.evasion import g0_quality
+    from forensics.harness.quality import quality_selection
+    from forensics.probes import ProbeTrainConfig, train_probes
     from generators.registry import get_generator
 
-    spec = get_generator(family)
-    config = mini_config(parts, generator_steps=8, quality_tolerance=float("inf"), max_quality_retries=0)
-    faces = _fit_faces(parts)
-    means = {}
-    for weight in (0.0, 1.0):
-        record = evade(family, parts[family], faces, parts["held_out"], parts["detector"],
-                       dataclasses.replace(config, evasion_weight=weight), tmp_path / f"gen_{weight}",
-                       tmp_path / f"work_{weight}", seed=0, device="cpu", progress=False)
-        assert record["quality_guard"] == "passed" and record["checkpoint"] == str(tmp_path / f"gen_{weight}")
-        model = spec.load(record["checkpoint"])
-        batch = spec.select_fakes(family, model, parts["faces"], parts["held_out"], "fit", 16, 4,
-                                  np.random.default_rng(7))
-        fakes = spec.draw_fakes(model, parts["faces"], batch).images
-        means[weight] = float(load_detector(parts["detector"]).logits(fakes).mean())
-    assert means[1.0] < means[0.0], means
+    family = get_generator("faceswap")
+    loaded = family.load(parts["faceswap"])
+    ids = family.game_identities(loaded, parts["train_ids"])
+    faces = parts["faces"]
+    crops = faces.select(np.isin(faces.identity, ids) & (faces.split == "train"))
+    probes = train_probes(parts["world"], tmp_path_factory.mktemp("probes"), config=ProbeTrainConfig(
+        size=SIZE, margin=0.25, epochs=1, extra_scenes=0, device="cpu"))[:2]
+    selection = quality_selection(family, "faceswap", loaded, crops, ids, 4)
+    config = mini_config(parts, generator_steps=8)
+    g0 = g0_quality("faceswap", parts["faceswap"], crops, selection, probes, config, 0, "cpu")
+    return {"ids": ids, "crops": crops, "probes": probes, "selection": selection, "g0": g0, "config": config}
 
 
-def test_quality_guard_halves_the_weight_then_keeps_the_previous_generator(parts, tmp_path):
+def evade_with(parts, move, tmp_path, tag: str, detector=None, **overrides) -> dict:
     from forensics.harness.evasion import evade
 
-    config = mini_config(parts, generator_steps=2, quality_tolerance=-1.0, max_quality_retries=1, evasion_weight=2.0)
-    record = evade("faceswap", parts["faceswap"], _fit_faces(parts), parts["held_out"], parts["detector"], config,
-                   tmp_path / "gen", tmp_path / "work", seed=0, device="cpu", progress=False)
-    assert record["quality_guard"] == "reverted" and record["checkpoint"] == str(parts["faceswap"])
+    config = dataclasses.replace(move["config"], **overrides)
+    return evade("faceswap", parts["faceswap"], move["crops"], move["ids"], detector or parts["detector"], config,
+                 tmp_path / f"gen_{tag}", tmp_path / f"work_{tag}", seed=0, g0=move["g0"], probes=move["probes"],
+                 selection=move["selection"], device="cpu", progress=False)
+
+
+def swap_logits(parts, move, checkpoint) -> np.ndarray:
+    from detectors import load_detector
+    from generators.registry import get_generator
+
+    family = get_generator("faceswap")
+    fakes = family.draw_fakes(family.load(checkpoint), parts["faces"], move["selection"]).images
+    return load_detector(parts["detector"]).logits(fakes)
+
+
+def weights_of(checkpoint) -> dict:
+    from safetensors.numpy import load_file
+
+    return load_file(str(checkpoint / "generator.safetensors"))
+
+
+def with_threshold_shift(parts, directory, shift: float):
+    """The fixture's detector with its decision threshold moved by `shift` logits (same weights)."""
+    from detectors import load_detector, save_detector
+
+    loaded = load_detector(parts["detector"])
+    meta = {k: v for k, v in loaded.meta.items() if k not in ("format", "detector", "weights_sha256")}
+    return save_detector(directory, loaded.model, {**meta, "calibration": {"a": 1.0, "b": -shift}})
+
+
+def test_the_move_lowers_the_champions_logits_and_stops_at_its_threshold(parts, move_parts, tmp_path):
+    from detectors import load_detector
+
+    budget = {"id_retrieval": 1.0, "landmark_error": 100.0, "reconstruction": 100.0}
+    strict = with_threshold_shift(parts, tmp_path / "strict", -1000.0)     # calls every fake fake
+    lenient = with_threshold_shift(parts, tmp_path / "lenient", 1000.0)    # calls every fake real
+    assert load_detector(strict).threshold_logit < -900 and load_detector(lenient).threshold_logit > 900
+
+    plain = evade_with(parts, move_parts, tmp_path, "plain", evasion_weight=0.0, budget=budget)
+    pushed = evade_with(parts, move_parts, tmp_path, "pushed", detector=strict, evasion_weight=4.0, budget=budget)
+    assert plain["status"] == pushed["status"] == "accepted" and pushed["attempts"][0]["called_real"] == 0.0
+    assert swap_logits(parts, move_parts, pushed["checkpoint"]).mean() < \
+        swap_logits(parts, move_parts, plain["checkpoint"]).mean()
+
+    # Every fake called real already: the hinge is zero, and the move is exactly the move without evasion.
+    idle = evade_with(parts, move_parts, tmp_path, "idle", detector=lenient, evasion_weight=4.0, budget=budget)
+    assert idle["attempts"][0]["called_real"] == 1.0
+    a, b = weights_of(tmp_path / "gen_plain"), weights_of(tmp_path / "gen_idle")
+    assert all(np.allclose(a[k], b[k], atol=1e-6) for k in a)
+    assert not all(np.allclose(a[k], w, atol=1e-6) for k, w in weights_of(tmp_path / "gen_pushed").items())
+
+
+def test_a_move_over_the_quality_budget_is_halved_then_refused(parts, move_parts, tmp_path):
+    record = evade_with(parts, move_parts, tmp_path, "strict", evasion_weight=2.0, max_quality_retries=1,
+                        budget={"id_retrieval": -1.0, "landmark_error": 100.0, "reconstruction": 100.0})
+    assert record["status"] == "refused" and record["checkpoint"] == str(parts["faceswap"])
     assert [a["evasion_weight"] for a in record["attempts"]] == [2.0, 1.0]
-    assert record["evasion_weight"] == 0.0 and not (tmp_path / "gen").exists()
+    assert "source-identity retrieval" in record["reason"] and "\n" not in record["reason"]
+    assert record["evasion_weight"] == 0.0 and not (tmp_path / "gen_strict").exists()
+    for attempt in record["attempts"]:
+        assert set(attempt["quality"]) >= {"id_retrieval", "landmark_error", "reconstruction"}
 
 
 # ---------------------------------------------------------------- the tracking server dies mid-round
@@ -320,12 +358,12 @@ def test_server_dying_mid_round_keeps_every_round_metric(parts, store, mlflow_se
     shutil.copy(empty_db, store / "offline" / "mlflow.db")
     original = Harness._step_detector
 
-    def server_dies_first(self, *args, **kwargs):        # a known moment: after (a) and (b), before (c)
+    def server_dies_first(self, *args, **kwargs):        # a known moment: after the fakes, before the detector
         kill(proc)
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(Harness, "_step_detector", server_dies_first)
-    run_coevolution(mini_config(parts), store / "out", register=True, progress=False)
+    (record,) = run_coevolution(mini_config(parts), store / "out", register=True, progress=False)
 
     local = client_for(off.offline_uri())
     (parent,), (child,) = coevolve_runs(local)
@@ -333,8 +371,10 @@ def test_server_dying_mid_round_keeps_every_round_metric(parts, store, mlflow_se
     assert set(ROUND_METRICS) <= set(child.data.metrics) and set(ROUND_METRICS) <= set(parent.data.metrics)
     for key in ROUND_METRICS:
         assert [m.step for m in local.get_metric_history(parent.info.run_id, key)] == [1], key
-    assert "auc_rounds.png" in artifact_files(local, parent.info.run_id)
-    assert local.get_model_version_by_alias("forensics-detector", "champion").run_id == parent.info.run_id
+    assert "panel/matrix_round_01.png" in artifact_files(local, parent.info.run_id)
+    champion = local.get_model_version_by_alias("forensics-detector", "champion")
+    assert champion.run_id in (parent.info.run_id, child.info.run_id)
+    assert (champion.run_id == child.info.run_id) == record["promoted"]
 
 
 # ---------------------------------------------------------------- the command line
@@ -360,10 +400,16 @@ def test_command_line_help_and_one_line_errors(parts, tmp_path, capsys):
                                decoder_channels=16)
     wide = save_generator(tmp_path / "swap64", {"generator": FaceswapAutoencoder(arch)},
                           {"family": "faceswap", "model": arch.to_dict(),
-                           "identities": {"a": parts["held_out"][0], "b": parts["held_out"][1]}})
+                           "identities": {"a": parts["train_ids"][0], "b": parts["train_ids"][1]}})
     assert main(common + ["--faceswap", str(wide), "--animation", str(parts["animation"])]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "different crops" in err[0] and "64px" in err[0]
+    assert len(err) == 1 and "different crops" in err[0]
+
+    big = tmp_path / "big.yaml"
+    big.write_text(yaml.safe_dump({**mini_config(parts).to_dict(), "fit_fakes": 50}))
+    assert main(["coevolve", "--preset", str(big), "--out", str(tmp_path / "out3"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "needs 50 real train videos, the world has 6" in err[0]
 
     preset = tmp_path / "bad.yaml"
     preset.write_text(yaml.safe_dump({"generators": [{"family": "stylegan", "checkpoint": str(wide)}]}))

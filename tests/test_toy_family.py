@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 
 from benchmarks.runner import load_suite, run_suite
 from detectors import create_detector, save_detector
 from forensics.harness import CoevolveConfig, run_coevolution
+from forensics.harness.panel import Panel
 from forensics.synthetic import WorldConfig, generate_world
 from generators.registry import FAMILIES, get_generator, load_generator
 
@@ -44,14 +44,17 @@ def test_one_coevolution_round_with_the_toy_family(toy, tmp_path, monkeypatch):
                                         generators=[{"family": "tint", "checkpoint": str(toy["checkpoint"])}])
     (record,) = run_coevolution(config, tmp_path / "out", register=False, progress=False)
 
-    tint = record["families"]["tint"]
-    assert tint["family"] == "tint" and tint["quality_guard"] in ("passed", "halved", "reverted")
-    assert all(np.isfinite(tint[f"auc_{step}"]) for step in ("before", "retrained", "after"))
-    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert summary["champion"]["round"] == 1 and (tmp_path / "out" / "champion" / "config.json").is_file()
-    evaded = Path(tint["checkpoint"])
-    if tint["quality_guard"] != "reverted":             # the evasion move was exported by the family itself
-        assert json.loads((evaded / "config.json").read_text())["family"] == "tint"
+    move = record["moves"]["tint"]
+    assert move["status"] in ("accepted", "refused") and set(move["quality"] or {}) >= (
+        {"id_retrieval", "landmark_error", "reconstruction"} if move["status"] == "accepted" else set())
+    panel = Panel.load(tmp_path / "out" / "panel.json")
+    assert panel.fake_columns[0] == "tint@G0" and len(panel.fakes("tint@G0")) == len(panel.reals)
+    made = [json.loads(line) for line in (tmp_path / "out" / "fakes" / "videos" / "recipes.jsonl").read_text()
+            .splitlines()]
+    assert made and all(m["recipe"]["generator"] == "tint" for m in made if m["status"] == "ok")
+    assert record["promoted"] == record["decision"].startswith("champion:")
+    if move["status"] == "accepted":                    # the evasion move was exported by the family itself
+        assert json.loads((Path(move["checkpoint"]) / "config.json").read_text())["family"] == "tint"
 
 
 def test_one_cross_generator_cell_with_the_toy_family(toy, tmp_path, monkeypatch):

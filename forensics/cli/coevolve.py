@@ -28,10 +28,13 @@ The final detector is registered as forensics-detector@champion, which `forensic
 
 def add_parser(sub) -> None:
     p = sub.add_parser("coevolve", help="co-evolve generators and the detector over rounds (tracked in MLflow)",
-                       description="Each round: generators make fresh fakes of held-out identities; the detector "
-                                   "is scored on them, fine-tuned (with replayed and self-blended fakes) and "
-                                   "scored again; each generator is fine-tuned to evade the frozen detector "
-                                   "within a quality bound, and its new fakes are scored. Logged to MLflow "
+                       description="Each round: every game generator learns to get past the champion detector "
+                                   "(a hinge at its threshold, within a quality budget against the starting "
+                                   "generator); the new version's fakes are made like `forensics fake` makes them "
+                                   "and read back through the crop path of `forensics detect`; the detector trains "
+                                   "from the champion on every version so far; every detector is scored on a fixed "
+                                   "panel of test videos, and the candidate becomes champion only if it is no "
+                                   "worse on every panel column and better on their union. Logged to MLflow "
                                    "(experiment coevolve, one nested run per round).",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="cpu-small", help="cpu-small (default), gpu, mini, or a YAML file")
@@ -45,8 +48,11 @@ def add_parser(sub) -> None:
                    help="a checkpoint of any registered generator family (repeatable; --faceswap X is "
                         "--generator faceswap=X)")
     p.add_argument("--rounds", type=int, default=None, help="number of rounds (a rerun with more extends a run)")
-    p.add_argument("--identities", type=int, nargs="+", default=None,
-                   help="held-out identity ids (default: the world's test split)")
+    p.add_argument("--held-out-family", default=None, metavar="FAMILY",
+                   help="a generator family kept out of the game and only scored on the panel (default from the "
+                        "preset: animation; 'none' keeps every family in)")
+    p.add_argument("--seeds", default=None, metavar="S,S,...",
+                   help="run the game once per seed (OUT/seed_<s>) and report mean ± spread; nothing is registered")
     p.add_argument("--out", default="runs/coevolve", help="output folder (default runs/coevolve)")
     p.add_argument("--device", default=None, help="auto | cpu | cuda (default from the preset)")
     p.add_argument("--seed", type=int, default=None)
@@ -79,18 +85,35 @@ def build_config(args):
             generators.append({"family": family, "checkpoint": path, "name": name})
     if args.rounds is not None and args.rounds < 1:
         raise ValueError("--rounds must be at least 1")
-    return CoevolveConfig.from_preset(args.preset, world=args.world, detector=args.detector, generators=generators,
-                                      rounds=args.rounds, identities=args.identities, device=args.device,
-                                      seed=args.seed)
+    config = CoevolveConfig.from_preset(args.preset, world=args.world, detector=args.detector, generators=generators,
+                                        rounds=args.rounds, device=args.device, seed=args.seed)
+    if args.held_out_family is not None:
+        held = None if args.held_out_family.lower() == "none" else args.held_out_family
+        config = CoevolveConfig(**{**config.to_dict(), "held_out_family": held})
+    return config
+
+
+def parse_seeds(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds {text!r}: expected whole numbers separated by commas, e.g. 0,1,2") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds {text!r}: give distinct seeds, e.g. 0,1,2")
+    return seeds
 
 
 def run(args) -> int:
     from detectors.promote import CHALLENGER, CHAMPION, MODEL_NAME
-    from forensics.harness import run_coevolution
-    from forensics.harness.report import rounds_table
+    from forensics.harness import run_coevolution, run_seeds
+    from forensics.harness.report import matrix_table, rounds_table
+    from forensics.harness.seeds import seeds_table
 
     try:
         config = build_config(args)
+        seeds = parse_seeds(args.seeds)
         for g in config.generators:
             if not Path(g["checkpoint"]).exists():
                 raise ValueError(f"{g['checkpoint']}: no such {g['family']} checkpoint folder")
@@ -100,21 +123,32 @@ def run(args) -> int:
         return _usage(" ".join(str(exc).split()))
     started = time.perf_counter()
     try:
+        if seeds is not None:
+            aggregate = run_seeds(config, args.out, seeds, progress=not args.quiet)
+            print(json.dumps(aggregate, indent=2) if args.json else seeds_table(aggregate))
+            print(f"\n{len(seeds)} run(s) in {(time.perf_counter() - started) / 60:.1f} min -> {args.out}/seed_*, "
+                  f"{args.out}/seeds.md", file=sys.stderr if args.json else sys.stdout)
+            return 0
         records = run_coevolution(config, args.out, register=not args.no_register, progress=not args.quiet,
                                   run_name=args.run_name)
-    except ValueError as exc:      # checkpoints, resolutions, families, a foreign OUT: the user's to fix
+    except ValueError as exc:      # checkpoints, resolutions, families, a foreign OUT, a small world: the user's
         return _usage(" ".join(str(exc).split()))
     if args.json:
         print(json.dumps(records, indent=2, default=str))
-    else:
-        print(rounds_table(records))
-        summary = json.loads((Path(args.out) / "summary.json").read_text())
-        champion = summary.get("champion") or {}
-        print(f"\n{len(records)} round(s) in {(time.perf_counter() - started) / 60:.1f} min -> {args.out}")
-        print(f"final detector: {champion.get('path')}"
-              + (f" (registered {MODEL_NAME} version {champion['version']}, alias {CHAMPION})"
-                 if champion.get("version") else ""))
-        print(f"MLflow: experiment 'coevolve', parent run {summary.get('parent_run_id')}  (open with: forensics ui)")
+        return 0
+    summary = json.loads((Path(args.out) / "summary.json").read_text())
+    last = summary["rounds"][-1]
+    table = json.loads((Path(args.out) / "state.json").read_text())["rounds"][str(last["round"])]["steps"]["panel"]
+    print(rounds_table(records))
+    print("\npanel after the last round (video AUC [95% CI]; rows: detector versions, columns: fakes vs real test "
+          "videos):")
+    print(matrix_table(table["matrix"], summary["panel_columns"]))
+    champion = summary.get("champion") or {}
+    print(f"\n{len(records)} round(s) in {(time.perf_counter() - started) / 60:.1f} min -> {args.out}")
+    print(f"champion: {champion.get('name')} {champion.get('path')}"
+          + (f" (registered {MODEL_NAME} version {champion['version']}, alias {CHAMPION})"
+             if champion.get("version") else ""))
+    print(f"MLflow: experiment 'coevolve', parent run {summary.get('parent_run_id')}  (open with: forensics ui)")
     return 0
 
 

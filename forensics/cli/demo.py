@@ -27,7 +27,7 @@ def add_parser(sub) -> None:
     p.add_argument("--out", default="demo", help="output folder (default: demo)")
     p.add_argument("--preset", default="cpu-small", help="cpu-small (default), mini, or a YAML file")
     p.add_argument("--rounds", type=int, default=None, help="co-evolution rounds (default from the preset: 3)")
-    p.add_argument("--identities", type=int, default=None, help="synthetic identities (preset: 20)")
+    p.add_argument("--identities", type=int, default=None, help="synthetic identities (preset: 24)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", default=None, help="auto | cpu | cuda (default auto)")
     p.set_defaults(func=run)
@@ -48,7 +48,7 @@ def run(args) -> int:
     steps = iter(range(1, 100))
     started = time.perf_counter()
     result = run_demo(config, args.out, say=lambda text: print(f"[{next(steps)}] {text}", flush=True))
-    print_rounds(result.rounds)
+    print_rounds(result.rounds, result.summary, Path(args.out) / "coevolve")
     out = Path(args.out)
     print(f"\ndone in {(time.perf_counter() - started) / 60:.1f} min "
           f"({', '.join(f'{k} {v / 60:.1f}' for k, v in result.timings.items())} min)")
@@ -59,17 +59,24 @@ def run(args) -> int:
     print(f"  world + ground truth:  {result.world}")
     print(f"  generators:            {', '.join(str(p) for p in result.generators.values())}")
     print(f"  co-evolution:          {out / 'coevolve'} (rounds.jsonl, summary.json)")
-    print(f"  champion detector:     {result.champion}  (registered as forensics-detector@champion)")
+    print(f"  champion detector:     {result.summary['champion']['name']} {result.champion}  (registered as the "
+          f"champion `forensics detect` uses)")
     print(f"  detections + reports:  {out / 'detections.jsonl'}, {out / 'report'}/index.html")
     print("  follow every run in MLflow:  .venv/bin/forensics ui   (then open http://127.0.0.1:5000)")
     failed = any(r.get("status") == "error" for r in result.scans.values())
     return 1 if failed else 0
 
 
-def print_rounds(rounds: list[dict]) -> None:
-    """The table of rounds: detector AUC on each family's fresh fakes before retraining, after retraining,
-    and after the generators' evasion fine-tune."""
-    from forensics.harness.report import rounds_table
+def print_rounds(rounds: list[dict], summary: dict, run_dir: Path) -> None:
+    """Each round's moves, the champion's and the candidate's panel AUCs and the promotion decision, then the
+    panel matrix after the last round."""
+    import json
+
+    from forensics.harness.report import matrix_table, rounds_table
 
     print()
     print(rounds_table(rounds))
+    last = json.loads((run_dir / "state.json").read_text())["rounds"][str(rounds[-1]["round"])]["steps"]["panel"]
+    print("\npanel after the last round (video AUC [95% CI]; rows: detector versions, columns: fakes vs real test "
+          "videos):")
+    print(matrix_table(last["matrix"], summary["panel_columns"]))

@@ -34,13 +34,16 @@ def add_parser(sub) -> None:
     s.add_argument("--colour", default="reinhard", choices=["reinhard", "none"], help="colour transfer")
     s.add_argument("--device", default="auto")
     s.set_defaults(func=run_swap)
-    a = what.add_parser("animate", help="make a still face move like the face in a driving video",
+    a = what.add_parser("animate", help="make the face in a photo move like the face in a driving video (the "
+                                        "photo with the animated face blended in)",
                         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     a.add_argument("--checkpoint", required=True, help="animation model directory (from train generator animation)")
     a.add_argument("--source", required=True, help="image of the face to animate")
     a.add_argument("--driving", required=True, help="video whose motion is transferred")
     a.add_argument("--out", required=True, help="output .mp4 (H.264)")
     a.add_argument("--absolute", action="store_true", help="absolute keypoints instead of relative motion")
+    a.add_argument("--crop-only", action="store_true",
+                   help="write the generated face crops instead of the source photo with the face blended in")
     a.add_argument("--device", default="auto")
     a.set_defaults(func=run_animate)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
@@ -63,7 +66,8 @@ def run_animate(args) -> int:
     from generators.animation import animate
 
     return _finish(lambda: animate(args.checkpoint, args.source, args.driving, args.out,
-                                   relative=not args.absolute, device=args.device), args.out)
+                                   relative=not args.absolute, device=args.device, composite=not args.crop_only),
+                   args.out)
 
 
 def _finish(make, out: str) -> int:

@@ -1,47 +1,116 @@
-"""The game's people and pseudo-fakes: which identities fakes are made from, and self-blends of their crops.
+"""The game's data: who plays which role, and the product-path fake videos of every generator version.
 
-Which crops a fake is made from and how it is drawn is each generator family's business (generators/
-<family>/family.py, behind the registry); the harness keeps a round's selections apart from their drawing,
-so step (e) redraws exactly the same fakes with the evaded generator and "retrained" and "after" metrics
-differ only by the generator. Indices are global rows of the world's FaceSet at the generators' crop size,
-so a selection saved in one process means the same crops in the next.
+Roles come from the world's splits, by identity: `train` videos are what both sides learn from (the
+detector's real crops and the targets of its training fakes; the generators' evasion crops), `val` videos
+are where the detector's move early-stops and calibrates, `test` videos are the panel, which nothing trains
+on. A config that asks for more videos of a split than the world holds fails in one line, never capped.
+
+Every fake is made the way `forensics fake` makes it (the family's `game_fakes`: whole frames, colour-matched,
+feather-blended, H.264 at a CRF drawn per video), once (generators.jobs), and read back through the face-crop
+cache like any video. fakes.jsonl records each one with its generator version, its role and the real video
+it was made from, which is how the detector's move pairs a fake with the real of the same video.
 """
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
 import numpy as np
 
-from forensics.synthetic.faceset import FaceSet
-from generators.blending import self_blend
+from forensics.data.manifest import ManifestRow, read_manifest
+from forensics.io import append_jsonl, read_jsonl
+from generators.family import GeneratorFamily
+from generators.jobs import JobRunner
+
+ROLE_SPLITS = {"fit": "train", "val": "val", "panel": "test"}
 
 
-def held_out_identities(faces: FaceSet, identities=None) -> list[int]:
-    """The identities fakes are made from: those given, or the world's test split; each must have >= 2 videos."""
-    if identities is None:
-        ids = sorted(int(i) for i in np.unique(faces.identity[faces.split == "test"]))
-        if len(ids) < 2:
-            raise ValueError("coevolve: the world's test split has fewer than 2 identities; pass identities")
-    else:
-        ids = sorted({int(i) for i in identities})
-        missing = [i for i in ids if not np.any(faces.identity == i)]
-        if missing:
-            raise ValueError(f"coevolve: identities {missing} are not in the world "
-                             f"(it has {len(np.unique(faces.identity))} identities)")
-    for i in ids:
-        check_two_videos(faces, i)
-    return ids
+@dataclass(frozen=True)
+class WorldRoles:
+    train: list[ManifestRow]
+    val: list[ManifestRow]
+    test: list[ManifestRow]
+
+    @classmethod
+    def of(cls, world: str | Path, fit_fakes: int, val_fakes: int) -> "WorldRoles":
+        manifest = Path(world) / "manifest.csv"
+        if not manifest.is_file():
+            raise ValueError(f"{world}: not a synthetic world (no manifest.csv); render one with `forensics synth`")
+        reals = [r for r in read_manifest(manifest) if r.label == "real"]
+        roles = cls(*([r for r in reals if r.split == split] for split in ("train", "val", "test")))
+        for split, rows, needed in (("train", roles.train, fit_fakes), ("val", roles.val, val_fakes),
+                                    ("test", roles.test, 2)):
+            if len(rows) < needed:
+                raise ValueError(f"{world}: the game needs {needed} real {split} videos, the world has {len(rows)}; "
+                                 f"render more identities (forensics synth --identities N) or ask for fewer")
+        if len({r.identity for r in roles.test}) < 2:
+            raise ValueError(f"{world}: the panel needs at least 2 test identities; render more identities")
+        return roles
+
+    def rows(self, role: str) -> list[ManifestRow]:
+        return getattr(self, ROLE_SPLITS[role])
+
+    def identity_ids(self, split: str) -> list[int]:
+        return sorted(int(str(r.identity).removeprefix("id")) for r in {r.identity: r for r in getattr(self, split)}
+                      .values())
 
 
-def check_two_videos(faces: FaceSet, identity: int) -> None:
-    videos = np.unique(faces.video[faces.identity == identity])
-    if len(videos) < 2:
-        raise ValueError(f"coevolve: identity {identity} has {len(videos)} video(s); the harness needs >= 2 per "
-                         f"identity (video 0 to fit on, the others to evaluate on)")
+@dataclass(frozen=True)
+class FakeVideo:
+    path: str            # absolute
+    generator: str       # the generator's name in the config
+    version: int         # 0 = the checkpoint the game started with
+    role: str            # fit | val | panel
+    target: str          # the real video whose footage it shows (absolute)
+    crf: int
+    identity: str | None
+
+    def row(self) -> ManifestRow:
+        return ManifestRow(path=self.path, label="fake", method=self.generator, identity=self.identity,
+                           split=ROLE_SPLITS[self.role], source="coevolve",
+                           meta={"version": self.version, "target_real": self.target, "crf": self.crf})
 
 
-def sbi_fakes(faces: FaceSet, rows: np.ndarray, seed: int) -> np.ndarray:
-    """A self-blended pseudo-fake of each row, seeded per row (the same fakes whenever asked again)."""
-    out = np.empty((len(rows),) + faces.images.shape[1:], np.uint8)
-    for k, row in enumerate(rows):
-        rng = np.random.default_rng([int(seed), int(row), 0x5B1])
-        out[k] = self_blend(faces.images[row], faces.landmarks[row], rng)[0]
-    return out
+class FakeStore:
+    """The game's fake videos under OUT/fakes, made once each, listed in OUT/fakes/fakes.jsonl."""
+
+    def __init__(self, root: str | Path, progress: bool = True):
+        self.root = Path(root)
+        self.runner = JobRunner(self.root / "videos", progress=progress)
+        self.index = self.root / "fakes.jsonl"
+        self._videos = {rec["path"]: FakeVideo(**rec) for rec in read_jsonl(self.index)}
+
+    def make(self, family: GeneratorFamily, loaded, name: str, version: int, role: str, targets: list[ManifestRow],
+             sources: list[ManifestRow], rng: np.random.Generator, crf: tuple[int, int], device) -> list[FakeVideo]:
+        """One fake per target (see GeneratorFamily.game_fakes); a fake that cannot be made is skipped, and a
+        role left with no fake at all is an error (one line)."""
+        made = []
+        for job in family.game_fakes(loaded, targets, sources, rng, crf, device):
+            job.name = f"{name}/v{version:02d}/{role}/{Path(job.name).name}"
+            recipe = self.runner.run(job)
+            if recipe is None:
+                continue
+            video = FakeVideo(str((self.runner.root / job.name).resolve()), name, version, role,
+                              str(Path(job.target_real).resolve()), int(recipe.get("crf", -1)), job.identity)
+            if video.path not in self._videos:
+                append_jsonl(self.index, asdict(video))
+                self._videos[video.path] = video
+            made.append(video)
+        if not made:
+            reasons = "; ".join(reason for _, reason in self.runner.failed[-3:])
+            raise ValueError(f"coevolve: {name} v{version}: no {role} fake could be made ({reasons})")
+        return made
+
+    def videos(self, role: str | None = None, generator: str | None = None, version: int | None = None
+               ) -> list[FakeVideo]:
+        return [v for v in self._videos.values() if (role is None or v.role == role)
+                and (generator is None or v.generator == generator) and (version is None or v.version == version)]
+
+
+def sample_targets(rows: list[ManifestRow], count: int, rng: np.random.Generator) -> list[ManifestRow]:
+    """`count` different real videos, drawn with the round's rng (fresh targets and CRFs every round)."""
+    if count > len(rows):
+        raise ValueError(f"coevolve: {count} fake videos asked for, only {len(rows)} real videos to make them from")
+    order = rng.permutation(len(rows))[:count]
+    return [rows[int(i)] for i in sorted(order)]
+

@@ -1,50 +1,170 @@
-"""What a co-evolution run reports: the per-round record (rounds.jsonl), summary.json, and the rounds table
-that `forensics coevolve` and `forensics demo` print."""
+"""What a co-evolution run reports: the panel matrix (detector version x panel column, with bootstrap CIs),
+each round's record (rounds.jsonl), summary.json, the MLflow metrics and figures, and the tables that
+`forensics coevolve` and `forensics demo` print.
+
+The matrix is read in three slices: white-box cells (the champion a generator version evaded, and the
+candidate trained against it, on that version's column), memory (detectors on older versions' columns) and
+native / product path (self-blends, the held-out family, all fakes together).
+
+MLflow, per round (nested run) and on the parent at step=round: panel/<column> (the candidate's video AUC),
+panel_champion/<column> (the champion it challenged), recovery/<g>, quality/<g>/<metric>, move/<g>/accepted,
+evasion_weight/<g>, surrogate_gap/<g>/<what>, promotion/promoted (a column faceswap@G1 is written faceswap_at_G1:
+MLflow names take no @); figures panel/matrix_round_XX.png and the matrix as JSON.
+"""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-from forensics.harness.evaluate import SBI
-from forensics.harness.state import STEPS
+from detectors.checkpoint import LoadedDetector
+from forensics.harness.gate import cell
+from forensics.harness.panel import Panel, PanelScorer
 from forensics.io import append_jsonl, read_jsonl
+from forensics.synthetic.faceset import FaceSet
+from generators.family import FakeBatch, GeneratorFamily
+
+CI_LEVEL = 0.95
 
 
-def round_record(index: int, steps: dict, kinds: dict[str, str]) -> dict:
-    """What rounds.jsonl keeps per round: per generator AUC/evasion before, retrained, after; the guard."""
-    families = {}
-    for name, family in kinds.items():
-        rec = {"family": family}
-        for step in ("before", "retrained", "after"):
-            summary = steps[step]["summary"][name]
-            for key in ("auc", "eer", "ap", "evasion_rate", "mean_fake_prob"):
-                rec[f"{key.replace('_rate', '')}_{step}"] = summary.get(key)
-        gen = steps["generators"]["families"][name]
-        rec.update({k: gen[k] for k in ("quality_guard", "evasion_weight", "quality_metric", "quality_before",
-                                        "quality_after", "checkpoint")})
-        families[name] = rec
-    sbi = {f"{k}_{step}": steps[step]["summary"][SBI].get(k) for step in ("before", "retrained")
-           for k in ("auc", "evasion_rate")}
-    metrics = {}
-    for step in STEPS:
-        metrics.update(steps[step].get("metrics", {}))
-        metrics[f"time/{step}_s"] = steps[step].get("seconds", 0.0)
-    return {"round": index, "families": families, "sbi": sbi, "detector": steps["detector"]["path"],
-            "threshold": steps["detector"]["threshold"],
-            "seconds": {step: steps[step].get("seconds") for step in STEPS}, "metrics": metrics}
+# ---------------------------------------------------------------------- the panel matrix
+
+def matrix(scorer: PanelScorer, scores: dict[str, dict], columns: list[str], config) -> dict:
+    """{detector: {column: {"auc", "ci", "n_real", "n_fake"}}} with 95% bootstrap intervals over videos."""
+    return {name: {c: cell(*scorer.column(s, c), n=config.bootstrap, confidence=CI_LEVEL, seed=config.seed + k)
+                   for k, c in enumerate(columns)} for name, s in scores.items()}
 
 
-def summary_document(config, records: list[dict], champion: dict, parent, held_out: list[int], crop: dict) -> dict:
-    """summary.json: the config, every round's record, the champion and where the runs are."""
+def surrogate_gap(family: GeneratorFamily, at: dict, faces: FaceSet, selection: FakeBatch, champion: LoadedDetector,
+                  scorer: PanelScorer, panel: Panel, column: str) -> dict:
+    """How far the evasion's differentiable surrogate (crop-level fakes) is from the product path (the version's
+    panel videos through the crop cache), judged by the champion: mean logit and share called real."""
+    loaded = family.load(at["checkpoint"])
+    crops = family.draw_fakes(loaded, faces, selection).images
+    surrogate = champion.logits(crops)
+    product = np.concatenate([champion.logits(scorer.crops(v.path)) for v in panel.fakes(column)])
+    threshold = champion.threshold_logit
+    out = {"surrogate_mean_logit": float(surrogate.mean()), "product_mean_logit": float(product.mean()),
+           "surrogate_called_real": float(np.mean(surrogate < threshold)),
+           "product_called_real": float(np.mean(product < threshold))}
+    out["mean_logit_gap"] = out["surrogate_mean_logit"] - out["product_mean_logit"]
+    out["called_real_gap"] = out["surrogate_called_real"] - out["product_called_real"]
+    return out
+
+
+def heatmap_figure(table: dict, columns: list[str], title: str) -> Figure:
+    """Detector versions (rows) x panel columns, AUC in each cell with its interval; 0.5 is the neutral colour."""
+    rows = list(table)
+    values = np.array([[table[r][c]["auc"] for c in columns] for r in rows], dtype=float)
+    fig = Figure(figsize=(2.0 + 1.35 * len(columns), 1.3 + 0.6 * len(rows)), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    image = ax.imshow(values, cmap="RdYlGn", vmin=0.0, vmax=1.0, aspect="auto")
+    for i, r in enumerate(rows):
+        for j, c in enumerate(columns):
+            low, high = table[r][c]["ci"]
+            text = "n/a" if math.isnan(values[i, j]) else f"{values[i, j]:.2f}\n[{low:.2f}, {high:.2f}]"
+            ax.text(j, i, text, ha="center", va="center", fontsize=8)
+    ax.set_xticks(range(len(columns)), columns, rotation=25, ha="right")
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_xlabel("panel column (fakes vs the real test videos)")
+    ax.set_ylabel("detector version")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, shrink=0.8, label="video AUC")
+    return fig
+
+
+# ---------------------------------------------------------------------- one round
+
+def round_record(index: int, steps: dict, game: list[str], columns: list[str]) -> dict:
+    """What rounds.jsonl keeps per round: the moves, the candidate, the panel row of both detectors, the
+    recovery on the white-box cells, the surrogate gap and the promotion decision."""
+    moves, panel = steps["generators"]["moves"], steps["panel"]
+    table = panel["matrix"]
+    adversary = steps["generators"]["adversary"]["name"]
+    candidate = f"D{index}" if steps["detector"]["candidate"] else None
+    recovery = {}
+    for name in game:
+        move = moves[name]
+        before, after = f"{name}@G{move['from_version']}", f"{name}@G{move['to_version']}"
+        taken = table[adversary][before]["auc"] - table[adversary][after]["auc"]
+        regained = table[candidate][after]["auc"] - table[adversary][after]["auc"] if candidate else None
+        recovery[name] = {"champion_before_move": table[adversary][before]["auc"],
+                          "champion_after_move": table[adversary][after]["auc"], "evasion_took": taken,
+                          "candidate_after_move": table[candidate][after]["auc"] if candidate else None,
+                          "recovered": regained,
+                          "recovered_share": regained / taken if regained is not None and taken > 0.005 else None}
+    promotion = steps["promotion"]
+    metrics = {f"panel_champion/{c}": table[adversary][c]["auc"] for c in columns}
+    if candidate:
+        metrics.update({f"panel/{c}": table[candidate][c]["auc"] for c in columns})
+    for name in game:
+        move = moves[name]
+        metrics.update({f"move/{name}/accepted": float(move["status"] == "accepted"),
+                        f"evasion_weight/{name}": move["evasion_weight"]})
+        for key, value in (move["quality"] or {}).items():
+            metrics[f"quality/{name}/{key}"] = value
+        for key, value in recovery[name].items():
+            if isinstance(value, float):
+                metrics[f"recovery/{name}/{key}"] = value
+        for key, value in panel["surrogate_gap"][name].items():
+            metrics[f"surrogate_gap/{name}/{key}"] = value
+    metrics["promotion/promoted"] = float(promotion["promoted"])
+    return {"round": index, "adversary": adversary, "candidate": candidate, "moves": {
+                name: {k: moves[name][k] for k in ("status", "reason", "evasion_weight", "quality", "from_version",
+                                                   "to_version", "checkpoint")} for name in game},
+            "refused_calibration": steps["detector"]["refused"], "detector_epochs": steps["detector"]["epochs_run"],
+            "pool": steps["detector"]["pool"], "champion_row": table[adversary],
+            "candidate_row": table[candidate] if candidate else None, "recovery": recovery,
+            "surrogate_gap": panel["surrogate_gap"], "promoted": promotion["promoted"],
+            "decision": promotion["decision"]["reason"], "promotion": promotion,
+            "seconds": {step: steps[step].get("seconds") for step in steps}, "metrics": metrics}
+
+
+def log_round(run, parent, index: int, record: dict, panel_step: dict) -> None:
+    metrics = finite(record["metrics"])
+    run.log_metrics(metrics, step=index)
+    parent.log_metrics(metrics, step=index)
+    table = panel_step["matrix"]
+    columns = list(next(iter(table.values())))
+    for target in (run, parent):
+        target.log_figure(heatmap_figure(table, columns, f"panel after round {index}: video AUC [95% CI]"),
+                          f"panel/matrix_round_{index:02d}.png")
+        target.log_dict({"matrix": table, "slices": slices(table, record)}, f"panel/matrix_round_{index:02d}.json")
+    run.log_dict(record, "round.json")
+
+
+def slices(table: dict, record: dict) -> dict:
+    """The matrix's three slices for one round (see the module docstring)."""
+    whitebox, memory = {}, {}
+    for name, rec in record["recovery"].items():
+        move = record["moves"][name]
+        column = f"{name}@G{move['to_version']}"
+        whitebox[name] = {"column": column, "champion": rec["champion_after_move"],
+                          "candidate": rec["candidate_after_move"]}
+        older = [c for c in table[record["adversary"]] if c.startswith(f"{name}@G") and c != column]
+        memory[name] = {c: {d: row[c]["auc"] for d, row in table.items()} for c in older}
+    native = {c: {d: row[c]["auc"] for d, row in table.items()} for c in next(iter(table.values()))
+              if "@G" not in c}
+    return {"white_box": whitebox, "memory": memory, "native_and_product": native}
+
+
+# ---------------------------------------------------------------------- files and tables
+
+def summary_document(config, records: list[dict], doc: dict, parent, panel: Panel) -> dict:
+    """summary.json: the config, every round's record, the champion, the panel and where the runs are."""
     return {"config": config.to_dict(), "config_hash": config.config_hash(), "rounds": records,
-            "champion": champion, "parent_run_id": parent.run_id, "tracking_uri": parent.tracking_uri,
-            "held_out": held_out, "crop": crop}
+            "champion": doc.get("champion"), "setup": doc.get("setup"), "panel_hash": panel.digest(),
+            "panel_columns": panel.columns, "panel_no_face": panel.no_face, "parent_run_id": parent.run_id,
+            "tracking_uri": parent.tracking_uri}
 
 
 def finite(metrics: dict) -> dict[str, float]:
     """The finite numbers of a metrics dict, as floats (what MLflow accepts)."""
-    return {k: float(v) for k, v in metrics.items() if v is not None and np.isfinite(v)}
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and np.isfinite(v)}
 
 
 def append_once(path: Path, record: dict) -> None:
@@ -53,38 +173,59 @@ def append_once(path: Path, record: dict) -> None:
         append_jsonl(path, record)
 
 
-def step_brief(record: dict) -> str:
-    """One line for a finished step: AUCs, the saved path, or its first metrics."""
-    summary = record.get("summary")
-    if summary:
-        return ", ".join(f"{n} AUC {v['auc']:.3f}" for n, v in summary.items() if v.get("auc") is not None)
-    if "path" in record:
-        return f"-> {record['path']}"
-    return ", ".join(f"{k}={v:g}" for k, v in list(record.get("metrics", {}).items())[:4])
+def step_brief(step: str, record: dict) -> str:
+    """One line for a finished step."""
+    if step == "generators":
+        return ", ".join(f"{n} {m['status']} (weight {m['evasion_weight']:g})" for n, m in record["moves"].items())
+    if step == "fakes":
+        return ", ".join(f"{n} v{m['version']}: {m['fit']} fit, {m['val']} val" + (f", {m['panel']} panel"
+                                                                                    if "panel" in m else "")
+                         for n, m in record["made"].items())
+    if step == "detector":
+        if record["refused"]:
+            return f"candidate refused ({record['refused']})"
+        return f"candidate {record['candidate']} (best epoch {record['best_epoch']} of {record['epochs_run']})"
+    if step == "panel":
+        return f"{len(record['detectors'])} detector(s) scored"
+    return record["decision"]["reason"]
+
+
+def matrix_table(table: dict, columns: list[str]) -> str:
+    """The matrix as text: one row per detector, AUC [95% CI] per column."""
+    width = max(12, *(len(c) for c in columns))
+    lines = [f"{'detector':<9}" + "".join(f"{c:>{width + 2}}" for c in columns)]
+    for name, row in table.items():
+        cells = []
+        for c in columns:
+            value, (low, high) = row[c]["auc"], row[c]["ci"]
+            cells.append("n/a" if value != value else f"{value:.2f} [{low:.2f},{high:.2f}]")
+        lines.append(f"{name:<9}" + "".join(f"{text:>{width + 2}}" for text in cells))
+    return "\n".join(lines)
 
 
 def rounds_table(records: list[dict]) -> str:
-    """Per round and generator: AUC and evasion rate before / after retraining / after the generator's evasion
-    fine-tune, and what the quality guard decided."""
-    header = (f"{'round':>5}  {'generator':<12} {'AUC: before':>11} {'retrained':>9} {'evaded':>7}   "
-              f"{'evasion: before':>15} {'retrained':>9} {'evaded':>7}   {'quality guard':<13} {'weight':>6}")
-    lines = [header, "-" * len(header)]
+    """Per round: each generator's move, the candidate's and the champion's video AUC on every panel column,
+    and the promotion decision."""
+    lines = []
     for record in records:
-        for name, f in record["families"].items():
-            lines.append(f"{record['round']:>5}  {name:<12} {_num(f['auc_before']):>11} {_num(f['auc_retrained']):>9} "
-                         f"{_num(f['auc_after']):>7}   {_pct(f['evasion_before']):>15} "
-                         f"{_pct(f['evasion_retrained']):>9} {_pct(f['evasion_after']):>7}   "
-                         f"{f['quality_guard']:<13} {f['evasion_weight']:>6.3g}")
-        sbi = record.get("sbi") or {}
-        lines.append(f"{record['round']:>5}  {'sbi':<12} {_num(sbi.get('auc_before')):>11} "
-                     f"{_num(sbi.get('auc_retrained')):>9} {'':>7}   {_pct(sbi.get('evasion_rate_before')):>15} "
-                     f"{_pct(sbi.get('evasion_rate_retrained')):>9}")
+        moves = "; ".join(f"{n} {m['status']} -> G{m['to_version']} (weight {m['evasion_weight']:g})"
+                          for n, m in record["moves"].items())
+        lines.append(f"round {record['round']}: champion {record['adversary']}; moves: {moves}")
+        columns = list(record["champion_row"])
+        width = max(10, *(len(c) for c in columns))
+        lines.append(f"  {'':<12}" + "".join(f"{c:>{width + 1}}" for c in columns))
+        rows = [(record["adversary"] + " (champ.)", record["champion_row"])]
+        if record["candidate_row"]:
+            rows.append((record["candidate"] + " (cand.)", record["candidate_row"]))
+        for label, row in rows:
+            lines.append(f"  {label:<12}" + "".join(f"{_num(row[c]['auc']):>{width + 1}}" for c in columns))
+        for name, rec in record["recovery"].items():
+            share = rec["recovered_share"]
+            lines.append(f"  {name}: evasion took {_num(rec['evasion_took'])} AUC, the candidate regained "
+                         f"{_num(rec['recovered'])}" + (f" ({100 * share:.0f}%)" if share is not None else ""))
+        lines.append(f"  decision: {record['decision']}")
     return "\n".join(lines)
 
 
 def _num(value) -> str:
     return "n/a" if value is None or value != value else f"{value:.3f}"
-
-
-def _pct(value) -> str:
-    return "n/a" if value is None or value != value else f"{100 * value:.1f}%"

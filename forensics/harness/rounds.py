@@ -1,17 +1,17 @@
-"""The rounds: (a) fresh fakes, (b) evaluate, (c) detector fine-tune, evaluate again, (d) generators evade the
-frozen detector, (e) evaluate on their new fakes; resumable step by step (see forensics.harness for the design).
+"""The rounds of the game, resumable step by step (see forensics.harness for the design).
 
-MLflow: a parent run in experiment `coevolve` (params: the config; metrics: every round's metrics at
-step=round; auc_rounds.png; the champion model) and one nested run per round logging, at step=round:
-- auc/<g>, eer/<g>, ap/<g>, evasion_rate/<g> (+ video_auc/<g>) of the round's starting detector on the new
-  fakes (step b; g = each generator and "sbi"), the same as *_retrained/<g> after step (c) and *_after/<g>
-  on the evaded generators' fakes (step e);
-- quality/<g>/before|after|reverted and evasion_weight/<g> (step d), detector/* (step c), time/<step>_s;
-- the fine-tunes' own curves under detector/... and <g>/attempt_<k>/...;
-- roc/<g>.png (before, retrained, after evasion) and samples/<g>.png (real target | fake before | after).
+Setup, once: the roles of the world's videos, the probes, G0's quality, the face-crop cache of every real
+video, the panel (real test videos, their self-blends, G0's fakes, the held-out family's fakes) and D0's
+panel scores. Round k: (1) each game generator moves against the champion -> G_k, or refused; (2) G_k's
+product-path fakes: fresh fit and val fakes, and its panel column; (3) the detector moves from the champion ->
+candidate D_k, or refused calibration; (4) every detector is scored on every panel column; (5) the gate
+promotes D_k to champion or keeps it as a challenger, with the reason.
+
+MLflow: a parent run in experiment `coevolve` and one nested run per round; see report.py for what is logged.
 """
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import time
@@ -20,30 +20,29 @@ from pathlib import Path
 
 import numpy as np
 
-from detectors.batches import PairedFakeBatches
+from detectors.batches import VideoPairedBatches, evaluation_samples
 from detectors.checkpoint import load_detector
-from detectors.promote import CHAMPION, register as register_model, resolve_detector
-from detectors.train import fine_tune
+from detectors.promote import CHALLENGER, CHAMPION, register as register_model, resolve, resolve_detector
+from detectors.train import continue_training
+from forensics.data.cache import CacheConfig, FaceCache
+from forensics.data.crops import FAKE, CropRef, CropSet
 from forensics.device import resolve_device
-from forensics.figures import auc_rounds_figure
-from forensics.harness.calibration import calibrate_champion
 from forensics.harness.config import NOT_HASHED
-from forensics.harness.evaluate import (SBI, flat_metrics, load_scores, roc_of_round, sample_grid_of_round,
-                                        save_scores, score_detector)
-from forensics.harness.evasion import evade
-from forensics.harness.fakes import check_two_videos, held_out_identities, sbi_fakes
+from forensics.harness.evasion import evade, g0_quality
+from forensics.harness.fakes import FakeStore, WorldRoles, sample_targets
+from forensics.harness.gate import decide
 from forensics.harness.logbook import Prefixed, open_run
-from forensics.harness.replay import ReplayBuffer
-from forensics.harness.report import append_once, finite, round_record, step_brief, summary_document
+from forensics.harness.panel import SBI, Panel, PanelScorer
+from forensics.harness.quality import quality_selection
+from forensics.harness.report import (append_once, finite, log_round, matrix, round_record, step_brief,
+                                      summary_document, surrogate_gap)
 from forensics.harness.state import STEPS, CoevolveState
-from forensics.io import atomic_path, atomic_write_json
-from forensics.synthetic.faceset import PORTIONS, load_faceset
-from generators.family import FakeBatch
+from forensics.io import atomic_write_json
+from forensics.probes import ProbeTrainConfig, train_probes
+from forensics.synthetic.faceset import load_faceset
 from generators.registry import get_generator
 
 EXPERIMENT = "coevolve"
-SUFFIX = {"before": "", "retrained": "_retrained", "after": "_after"}
-SCRATCH = {"detector": ("detector_ckpt",), "generators": ("generator_ckpt",)}
 
 
 def run_coevolution(config, out_dir: str | Path, register: bool = True, progress: bool = True,
@@ -55,12 +54,13 @@ def run_coevolution(config, out_dir: str | Path, register: bool = True, progress
 class Harness:
     def __init__(self, config, out_dir: Path, progress: bool = True):
         self.config, self.out, self.progress = config, Path(out_dir), progress
-        resolve_device(config.device)                       # a bad --device fails before any work
-        self.state = CoevolveState.open(self.out, config)
-        self.kinds = {g["name"]: g["family"] for g in config.generators}
-        self.families = {name: get_generator(family) for name, family in self.kinds.items()}
-        if not self.kinds:
+        self.device = resolve_device(config.device)          # a bad --device fails before any work
+        if not config.game_generators:
             raise ValueError("coevolve: no generators configured")
+        self.state = CoevolveState.open(self.out, config)
+        self.families = {g["name"]: get_generator(g["family"]) for g in config.generators}
+        self.game = [g["name"] for g in config.game_generators]
+        self.held_out = [g["name"] for g in config.held_out_generators]
         self._prepare()
 
     # ------------------------------------------------------------------ setup
@@ -69,34 +69,87 @@ class Harness:
         initial = self.state.doc.get("initial") or {
             "detector": resolve_detector(cfg.detector),
             "generators": {g["name"]: g["checkpoint"] for g in cfg.generators}}
+        self.roles = WorldRoles.of(cfg.world, cfg.fit_fakes, cfg.val_fakes)
         loaded = {name: self.families[name].load(path) for name, path in initial["generators"].items()}
-        crops = {name: (int(model.size), float(model.margin)) for name, model in loaded.items()}
-        if len(set(crops.values())) > 1:
-            described = ", ".join(f"{n}: {s}px margin {m}" for n, (s, m) in crops.items())
-            raise ValueError(f"coevolve: generators work at different crops ({described}); they must share one")
-        self.size, self.margin = next(iter(crops.values()))
-        detector = load_detector(initial["detector"])
-        if abs(float(detector.crop.get("margin", 0.25)) - self.margin) > 1e-6:
-            raise ValueError(f"{initial['detector']}: detector crops have margin {detector.crop.get('margin')}, the "
+        sizes = {(int(m.size), float(m.margin)) for name, m in loaded.items() if name in self.game}
+        if len(sizes) > 1:
+            raise ValueError(f"coevolve: the game generators work at different crops ({sorted(sizes)}); they must "
+                             f"share one")
+        self.size, self.margin = sizes.pop()
+        d0 = load_detector(initial["detector"])
+        if abs(d0.crop_spec.margin - self.margin) > 1e-6:
+            raise ValueError(f"{initial['detector']}: detector crops have margin {d0.crop_spec.margin}, the "
                              f"generators' {self.margin}: the faces would be framed differently")
-        if not (Path(cfg.world) / "manifest.csv").is_file():
-            raise ValueError(f"{cfg.world}: not a synthetic world (no manifest.csv); render one with `forensics synth`")
         self.faces = load_faceset(cfg.world, size=self.size, margin=self.margin, progress=self.progress)
-        self.held_out = held_out_identities(self.faces, cfg.identities)
-        self.identities = {name: self.families[name].game_identities(model, self.held_out)
-                           for name, model in loaded.items()}
+        train_ids = self.roles.identity_ids("train")
+        self.identities = {n: self.families[n].game_identities(loaded[n], train_ids) for n in self.game}
         for name, ids in self.identities.items():
-            outside = sorted(set(ids) - set(self.held_out))
+            outside = sorted(set(ids) - set(train_ids))
             if outside:
-                print(f"coevolve: warning: {name} ({initial['generators'][name]}) swaps identities {outside}, which "
-                      f"are not held out; its fakes are made anyway", file=sys.stderr, flush=True)
-        for ids in self.identities.values():
-            for identity in ids:
-                check_two_videos(self.faces, identity)
+                raise ValueError(f"coevolve: {name} draws identities {outside} outside the world's train split; "
+                                 f"the game trains only on train identities (pick a pair from the train split)")
+        self.cache = FaceCache(self.out / "cache", CacheConfig(frames=cfg.frames, crop_size=d0.crop_spec.size,
+                                                               margin=d0.crop_spec.margin, device=cfg.device))
+        self.store = FakeStore(self.out / "fakes", progress=self.progress)
         if self.state.doc.get("initial") is None:
-            self.state.doc["initial"] = {**initial, "detector_sha256": detector.sha256,
-                                         "crop": {"size": self.size, "margin": self.margin}, "held_out": self.held_out}
+            self.state.doc["initial"] = {**initial, "detector_sha256": d0.sha256, "crop": d0.crop_spec.to_dict(),
+                                         "generator_crop": {"size": self.size, "margin": self.margin}}
             self.state.save()
+        self.probes = train_probes(cfg.world, self.out / "probes", config=ProbeTrainConfig(
+            size=self.size, margin=self.margin, epochs=cfg.probe_epochs, extra_scenes=cfg.probe_scenes,
+            device=str(self.device), seed=cfg.seed))[:2]
+        self.crops = {n: self.faces.select(np.isin(self.faces.identity, self.identities[n])
+                                           & (self.faces.split == "train")) for n in self.game}
+        self.selection = {n: quality_selection(self.families[n], n, loaded[n], self.crops[n], self.identities[n],
+                                               cfg.frames_per_pair) for n in self.game}
+        self.panel_path = self.out / "panel.json"
+        if self.state.doc.get("setup") is None:
+            self._setup(loaded)
+        self.panel = Panel.load(self.panel_path)
+        self.panel.verify()
+        self.scorer = PanelScorer(self.panel, self.cache, self.out / "scores", seed=cfg.seed)
+
+    def _setup(self, loaded: dict) -> None:
+        cfg = self.config
+        self.say("setup: caching the real videos' faces, measuring G0, making G0's and the held-out fakes")
+        self.cache.build(self.roles.train + self.roles.val + self.roles.test, progress=self.progress)
+        Panel.create(self.panel_path, [r.path for r in self.roles.test])
+        g0 = {n: g0_quality(self.families[n].name, self.state.doc["initial"]["generators"][n], self.crops[n],
+                            self.selection[n], self.probes, cfg, cfg.seed, str(self.device)) for n in self.game}
+        panel = Panel.load(self.panel_path)
+        for name in self.held_out:
+            self._panel_fakes(panel, name, loaded[name], 0, column=name)
+        made = {}
+        for name in self.game:
+            made[name] = self._round_fakes(name, loaded[name], 0, 0)
+            self._panel_fakes(panel, name, loaded[name], 0, column=f"{name}@G0")
+        self.state.doc["setup"] = {"g0_quality": g0, "panel_hash": panel.digest(), "fakes": made, "roles": {
+            split: len(getattr(self.roles, split)) for split in ("train", "val", "test")}}
+        self.state.save()
+
+    def _round_fakes(self, name: str, loaded, version: int, index: int) -> dict:
+        """Fresh fit and val fakes of one generator version for round `index` (targets and CRFs drawn anew)."""
+        rng = np.random.default_rng([self.config.seed, index, zlib.crc32(name.encode()), 0xF1])
+        made = {}
+        for role, count in (("fit", self.config.fit_fakes), ("val", self.config.val_fakes)):
+            rows = self.roles.rows(role)
+            made[role] = self.store.make(self.families[name], loaded, name, version, role,
+                                         sample_targets(rows, count, rng), rows, rng, tuple(self.config.crf),
+                                         self.device)
+        self.cache.build([v.row() for vs in made.values() for v in vs], progress=False)
+        return {**{role: len(videos) for role, videos in made.items()},
+                "videos": {role: [v.path for v in videos] for role, videos in made.items()}}
+
+    def _panel_fakes(self, panel: Panel, name: str, loaded, version: int, column: str) -> int:
+        """One product-path fake per panel video, made once for this version: a new, frozen panel column."""
+        rng = np.random.default_rng([self.config.seed, version, zlib.crc32(column.encode()), 0x9A])
+        videos = self.store.make(self.families[name], loaded, name, version, "panel", self.roles.test,
+                                 self.roles.test, rng, tuple(self.config.crf), self.device)
+        self.cache.build([v.row() for v in videos], progress=False)
+        with_face = {e.source for e in self.cache.entries() if len(e.faces)}
+        panel.add_column(column, [(v.path, v.target, v.crf) for v in videos if v.path in with_face],
+                         no_face=[v.path for v in videos if v.path not in with_face])
+        return len(videos)
 
     # ------------------------------------------------------------------ driver
     def run(self, register: bool = True, run_name: str | None = None) -> list[dict]:
@@ -107,7 +160,7 @@ class Harness:
                 if self.state.round_done(index):
                     self.say(f"round {index}: finished earlier, skipped")
                     continue
-                self._round(index, parent)
+                self._round(index, parent, register)
             records = self._finish(parent, register)
             status = "FINISHED"
             return records
@@ -120,8 +173,12 @@ class Harness:
     def _open_parent(self, run_name: str | None):
         cfg, old = self.config, self.state.doc.get("parent_run_id")
         params = {k: v for k, v in cfg.to_dict().items() if k not in NOT_HASHED}
-        params.update(config_hash=cfg.config_hash(), held_out=self.held_out, gen_size=self.size)
-        tags = {"rounds": cfg.rounds, "device": cfg.device, "out": str(self.out.resolve())}
+        # the panel as set up (real videos, G0's and the held-out columns); later columns are appended, and a
+        # param cannot change when a resumed run re-enters its parent
+        params.update(config_hash=cfg.config_hash(), gen_size=self.size,
+                      panel_setup_hash=self.state.doc["setup"]["panel_hash"])
+        tags = {"rounds": cfg.rounds, "device": cfg.device, "out": str(self.out.resolve()),
+                "held_out_family": cfg.held_out_family or "none"}
         parent = open_run(EXPERIMENT, run_name or f"coevolve-{time.strftime('%m%d-%H%M')}", resume_id=old,
                           params=params, tags=tags)
         if old and not parent.resumed:
@@ -133,7 +190,7 @@ class Harness:
         self.state.save()
         return parent
 
-    def _round(self, index: int, parent) -> None:
+    def _round(self, index: int, parent, register: bool) -> None:
         rdir = self.out / f"round_{index:02d}"
         info = self.state.round(index)
         run = open_run(EXPERIMENT, f"round-{index:02d}", resume_id=info.get("run_id"), params={"round": index},
@@ -143,21 +200,20 @@ class Harness:
         status = "FAILED"
         try:
             for step in STEPS:
-                record = self.state.step(index, step)
-                if record is not None:
+                if self.state.step(index, step) is not None:
                     self.say(f"round {index}/{self.config.rounds} {step}: finished earlier, skipped")
-                    if not run.resumed:
-                        self._log_step(run, index, step, record)
                     continue
                 self.say(f"round {index}/{self.config.rounds} {step} ...")
                 started = time.perf_counter()
-                record = getattr(self, f"_step_{step}")(index, rdir, run)
+                record = getattr(self, f"_step_{step}")(index, rdir, run, register)
                 record = self.state.finish_step(index, step, record, time.perf_counter() - started)
-                for scratch in SCRATCH.get(step, ()):   # training states: only an unfinished step resumes from them
-                    shutil.rmtree(rdir / scratch, ignore_errors=True)
-                self._log_step(run, index, step, record)
-                self.say(f"round {index}/{self.config.rounds} {step}: {step_brief(record)} ({record['seconds']:.1f} s)")
-            record = self._close_round(index, rdir, run, parent)
+                shutil.rmtree(rdir / "scratch", ignore_errors=True)
+                self.say(f"round {index}/{self.config.rounds} {step}: {step_brief(step, record)} "
+                         f"({record['seconds']:.1f} s)")
+            # as JSON keeps it (lists, not tuples), so a resumed run returns the same records as a fresh one
+            record = json.loads(json.dumps(round_record(index, self.state.round(index)["steps"], self.game,
+                                                        self.panel.columns)))
+            log_round(run, parent, index, record, self.state.round(index)["steps"]["panel"])
             self.state.finish_round(index, record)
             append_once(self.out / "rounds.jsonl", record)
             status = "FINISHED"
@@ -167,172 +223,117 @@ class Harness:
         finally:
             run.end(status)
 
-    def _log_step(self, run, index: int, step: str, record: dict) -> None:
-        metrics = {**record.get("metrics", {}), f"time/{step}_s": record.get("seconds", 0.0)}
-        run.log_metrics(finite(metrics), step=index)
-
     # ------------------------------------------------------------------ the steps
-    def _step_fakes(self, index: int, rdir: Path, run) -> dict:
-        cfg, checkpoints = self.config, self.state.generators_for(index)
-        files, counts = {}, {}
-        for name, family in self.families.items():
-            model = family.load(checkpoints[name], device=self._device())
-            for k, portion in enumerate(PORTIONS):
-                rng = np.random.default_rng([cfg.seed, index, k, zlib.crc32(name.encode())])
-                batch = family.select_fakes(name, model, self.faces, self.identities[name], portion,
-                                            cfg.fakes_per_family, cfg.frames_per_pair, rng)
-                batch = family.draw_fakes(model, self.faces, batch)
-                files.setdefault(name, {})[portion] = str(batch.save(rdir / "fakes" / f"{name}_{portion}.npz"))
-                counts[f"fakes/{name}_{portion}"] = float(len(batch))
-        return {"files": files, "checkpoints": checkpoints, "metrics": counts}
-
-    def _evaluate(self, index: int, rdir: Path, detector_dir: str, step: str, after: bool = False) -> dict:
-        detector = load_detector(detector_dir, device=self._device())
-        suffix = "_eval_after" if after else "_eval"
-        batches = {name: FakeBatch.load(rdir / "fakes" / f"{name}{suffix}.npz") for name in self.kinds}
-        result = score_detector(detector, self.faces, batches, self.identities, self.held_out, self.config.seed,
-                                include_sbi=not after)
-        save_scores(rdir / f"scores_{step}.npz", result["scores"])
-        return {"detector": str(detector_dir), "threshold": detector.threshold, "summary": result["summary"],
-                "metrics": flat_metrics(result["summary"], SUFFIX[step])}
-
-    def _step_before(self, index: int, rdir: Path, run) -> dict:
-        return self._evaluate(index, rdir, self.state.detector_for(index), "before")
-
-    def _step_retrained(self, index: int, rdir: Path, run) -> dict:
-        return self._evaluate(index, rdir, self.state.step(index, "detector")["path"], "retrained")
-
-    def _step_after(self, index: int, rdir: Path, run) -> dict:
-        families = self.state.step(index, "generators")["families"]
-        for name, family in self.families.items():
-            model = family.load(families[name]["checkpoint"], device=self._device())
-            batch = family.draw_fakes(model, self.faces, FakeBatch.load(rdir / "fakes" / f"{name}_eval.npz"))
-            batch.save(rdir / "fakes" / f"{name}_eval_after.npz")
-        return self._evaluate(index, rdir, self.state.step(index, "detector")["path"], "after", after=True)
-
-    def _step_detector(self, index: int, rdir: Path, run) -> dict:
-        cfg = self.config
-        ids = sorted(set(self.held_out).union(*self.identities.values()))
-        rows = self.faces.portion_rows(ids, "fit")
-        reals, landmarks = self.faces.images[rows], self.faces.landmarks[rows]
-        fit = {name: FakeBatch.load(rdir / "fakes" / f"{name}_fit.npz") for name in self.kinds}
-        new = np.concatenate([b.images for b in fit.values()])
-        replay = ReplayBuffer(self.out / "replay", cfg.replay_cap, cfg.seed)
-        old = replay.load(before_round=index)
-        pseudo = sbi_fakes(self.faces, rows, cfg.seed + 7)
-        calibration = (np.r_[np.zeros(len(reals)), np.ones(len(new) + len(pseudo))].astype(np.int64),
-                       np.concatenate([reals, new, pseudo]))
-        seed = cfg.seed * 1009 + index
-        batches = PairedFakeBatches(reals, landmarks, new, old, cfg.detector_batch, cfg.sbi_fraction,
-                                    cfg.replay_fraction, seed=seed, real_scenes=self.faces.video[rows],
-                                    new_scenes=np.concatenate([b.scenes(self.faces) for b in fit.values()]))
-        start = self.state.detector_for(index)
-        result = fine_tune(start, rdir / "detector", rdir / "detector_ckpt", batches, calibration,
-                           epochs=cfg.detector_epochs, lr=cfg.detector_lr, seed=seed, device=cfg.device,
-                           progress=self.progress, run=Prefixed(run, "detector"),
-                           extra_meta={"coevolve": {"round": index, "config_hash": cfg.config_hash(),
-                                                    "started_from": start, "train_reals": int(len(reals)),
-                                                    "new_fakes": int(len(new)), "replay_fakes": int(len(old))}})
-        for name, batch in fit.items():
-            replay.add(index, name, batch.images)
-        if result["calibration_refused"]:
-            self.say(f"round {index} detector: {result['calibration_refused']}")
-        metrics = {f"detector/{k}": v for k, v in result["metrics"].items()}
-        metrics.update({"detector/threshold": result["threshold"], "detector/replay_fakes": float(len(old)),
-                        "detector/new_fakes": float(len(new)), "detector/reals": float(len(reals)),
-                        "detector/calibration_refused": float(bool(result["calibration_refused"]))})
-        return {"path": str(rdir / "detector"), **result, "metrics": metrics}
-
-    def _step_generators(self, index: int, rdir: Path, run) -> dict:
-        cfg, checkpoints = self.config, self.state.generators_for(index)
-        detector_dir = self.state.step(index, "detector")["path"]
+    def _step_generators(self, index: int, rdir: Path, run, register: bool) -> dict:
+        cfg, champion = self.config, self.state.champion_at(index)
         done = self.state.partial(index, "generators")
-        for name, family in self.kinds.items():
+        g0 = self.state.doc["setup"]["g0_quality"]
+        for name in self.game:
             if name in done:
-                self.say(f"round {index} generators: {name} finished earlier, skipped")
                 continue
-            rows = self.faces.portion_rows(self.identities[name], "fit")
-            done[name] = evade(family, checkpoints[name], self.faces.select(rows), self.identities[name], detector_dir,
-                               cfg,
-                               rdir / "generators" / name, rdir / "generator_ckpt" / name,
-                               seed=cfg.seed * 1013 + index, device=cfg.device, progress=self.progress,
-                               run=Prefixed(run, name), meta={"round": index, "name": name})
+            start = self.state.generator_at(index, name)
+            move = evade(self.families[name].name, start["checkpoint"], self.crops[name], self.identities[name],
+                         champion["path"], cfg, rdir / "generators" / name, rdir / "scratch" / name,
+                         seed=cfg.seed * 1013 + index, g0=g0[name], probes=self.probes,
+                         selection=self.selection[name], device=cfg.device, progress=self.progress,
+                         run=Prefixed(run, name), meta={"round": index, "name": name})
+            done[name] = {**move, "from_version": start["version"],
+                          "to_version": index if move["status"] == "accepted" else start["version"]}
             self.state.save()
-            self.say(f"round {index} generators: {name} {done[name]['quality_guard']} (weight "
-                     f"{done[name]['evasion_weight']:g}, quality {done[name]['quality_before']:.4f} -> "
-                     f"{done[name]['quality_after']:.4f})")
-        metrics = {}
-        for name, rec in done.items():
-            metrics.update({f"quality/{name}/before": rec["quality_before"],
-                            f"quality/{name}/after": rec["quality_after"],
-                            f"quality/{name}/reverted": float(rec["quality_guard"] == "reverted"),
-                            f"evasion_weight/{name}": rec["evasion_weight"]})
-        return {"families": dict(done), "metrics": metrics}
+        return {"adversary": champion, "moves": dict(done)}
+
+    def _step_fakes(self, index: int, rdir: Path, run, register: bool) -> dict:
+        made = {}
+        for name in self.game:
+            at = self.state.generator_at(index + 1, name)        # after this round's move
+            loaded = self.families[name].load(at["checkpoint"])
+            made[name] = {"version": at["version"], **self._round_fakes(name, loaded, at["version"], index)}
+            column = f"{name}@G{at['version']}"
+            if column not in self.panel.fake_columns:
+                made[name]["panel"] = self._panel_fakes(self.panel, name, loaded, at["version"], column)
+        self.panel.verify()
+        return {"made": made, "panel_hash": self.panel.digest()}
+
+    def _step_detector(self, index: int, rdir: Path, run, register: bool) -> dict:
+        cfg, champion = self.config, self.state.champion_at(index)
+        crops = CropSet(self.cache, None)
+        by_video: dict[str, list[CropRef]] = {}
+        fakes = {v.path: v.target for v in self.store.videos(role="fit")}
+        for ref in crops.refs:
+            if ref.video in fakes:
+                by_video.setdefault(fakes[ref.video], []).append(CropRef(ref.entry, ref.index, FAKE))
+        reals = [r for r in crops.refs if r.entry.split == "train" and r.label != FAKE]
+        seed = cfg.seed * 1009 + index
+        batches = VideoPairedBatches(crops, reals, by_video, cfg.detector_batch, seed, cfg.sbi_fraction)
+        validation = evaluation_samples(CropSet(self.cache, "val"), seed=seed, pseudo_fakes=True)
+        result = continue_training(champion["path"], rdir / "detector", rdir / "scratch" / "detector", batches,
+                                   validation, epochs=cfg.detector_epochs, patience=cfg.detector_patience,
+                                   lr=cfg.detector_lr, seed=seed, device=cfg.device, batch_size=cfg.detector_batch,
+                                   progress=self.progress, run=Prefixed(run, "detector"),
+                                   extra_meta={"coevolve": {"round": index, "started_from": champion,
+                                                            "config_hash": cfg.config_hash()}})
+        return {"candidate": str(result.model_dir) if result.model_dir else None, "refused": result.refused,
+                "threshold": result.threshold, "calibration": result.calibration, "validation": result.validation,
+                "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+                "pool": {"reals": len(reals), "fake_videos": len(fakes), "paired_videos": len(by_video)}}
+
+    def _step_panel(self, index: int, rdir: Path, run, register: bool) -> dict:
+        detectors = {"D0": self.state.doc["initial"]["detector"]}
+        for previous in range(1, index + 1):
+            candidate = self.state.step(previous, "detector")["candidate"]
+            if candidate:
+                detectors[f"D{previous}"] = candidate
+        scores = {name: self.scorer.scores(load_detector(path)) for name, path in detectors.items()}
+        champion = self.state.champion_at(index)
+        gaps = {name: surrogate_gap(self.families[name], self.state.generator_at(index + 1, name), self.faces,
+                                    self.selection[name], load_detector(champion["path"]), self.scorer,
+                                    self.panel, f"{name}@G{self.state.generator_at(index + 1, name)['version']}")
+                for name in self.game}
+        return {"detectors": detectors, "matrix": matrix(self.scorer, scores, self.panel.columns, self.config),
+                "surrogate_gap": gaps}
+
+    def _step_promotion(self, index: int, rdir: Path, run, register: bool) -> dict:
+        cfg, champion = self.config, self.state.champion_at(index)
+        move = self.state.step(index, "detector")
+        columns = self.panel.columns
+        champion_scores = self.scorer.scores(load_detector(champion["path"]))
+        both = {"champion": {c: self.scorer.column(champion_scores, c) for c in columns}}
+        if move["candidate"]:
+            candidate_scores = self.scorer.scores(load_detector(move["candidate"]))
+            both["candidate"] = {c: self.scorer.column(candidate_scores, c) for c in columns}
+        d0_scores = self.scorer.scores(load_detector(self.state.doc["initial"]["detector"]))
+        native = tuple(c for c in columns if c == SBI or c in self.held_out)
+        decision = decide(both.get("candidate"), both["champion"], move["refused"], cfg.bootstrap, cfg.confidence,
+                          cfg.tolerance, cfg.seed + index, d0={c: self.scorer.column(d0_scores, c) for c in native},
+                          native=native)
+        version = None
+        if move["candidate"] and register:
+            version = register_model(run, move["candidate"], alias=CHAMPION if decision.promote else CHALLENGER)
+        run.set_tags({"promotion": decision.reason[:500]})
+        return {"candidate": move["candidate"], "champion_before": champion, "promoted": decision.promote,
+                "decision": decision.to_dict(), "registered_version": version}
 
     # ------------------------------------------------------------------ closing
-    def _close_round(self, index: int, rdir: Path, run, parent) -> dict:
-        steps = self.state.round(index)["steps"]
-        scores = {"before": load_scores(rdir / "scores_before.npz"),
-                  "retrained": load_scores(rdir / "scores_retrained.npz"),
-                  "after evasion": load_scores(rdir / "scores_after.npz")}
-        for name in [*self.kinds, SBI]:
-            fig = roc_of_round(name, scores, index)
-            if fig is not None:
-                run.log_figure(fig, f"roc/{name}.png")
-        for name in self.kinds:
-            before = FakeBatch.load(rdir / "fakes" / f"{name}_eval.npz")
-            after = FakeBatch.load(rdir / "fakes" / f"{name}_eval_after.npz")
-            grid = sample_grid_of_round(self.faces, before, after, scores["retrained"].get(name, {}).get("fake_probs"),
-                                        scores["after evasion"].get(name, {}).get("fake_probs"))
-            run.log_image(grid, f"samples/{name}.png")
-        record = round_record(index, steps, self.kinds)
-        parent.log_metrics(finite(record["metrics"]), step=index)
-        run.log_dict(record, "round.json")
-        return record
-
     def _finish(self, parent, register: bool) -> list[dict]:
         done = self.state.done_rounds()
         records = [self.state.round(i)["record"] for i in done]
-        names = [*self.kinds, SBI]
-        before = {n: [r["families"].get(n, r["sbi"])["auc_before"] for r in records] for n in names}
-        after = {n: [r["families"].get(n, r["sbi"])["auc_retrained"] for r in records] for n in names}
-        parent.log_figure(auc_rounds_figure(done, before, after, title="detector AUC per round (co-evolution)"),
-                          "auc_rounds.png")
-        final = self.state.step(done[-1], "detector")["path"]
-        champion_dir = self.out / "champion"
-        champion = self.state.doc.get("champion") or {}
-        if (champion.get("round") != done[-1] or (register and not champion.get("version"))
-                or not (champion_dir / "config.json").is_file()):
-            copy_detector(final, champion_dir)
-            native = calibrate_champion(champion_dir, self.config.world, self.out / "calibration_cache",
-                                        seed=self.config.seed, device=self.config.device)
-            parent.log_metrics(finite({f"champion/native_{k}": v for k, v in native.items()
-                                       if isinstance(v, (int, float))}))
-            self.say(f"coevolve: champion recalibrated on native crops: video AUC {native['video_auc']:.3f}, "
-                     f"threshold {native['threshold']:.3f}")
-            version = register_model(parent, champion_dir, alias=CHAMPION) if register else None
-            champion = {"path": str(champion_dir), "round": done[-1], "source": final, "version": version}
-            self.state.doc["champion"] = champion
-            self.state.save()
-        summary = summary_document(self.config, records, champion, parent, self.held_out,
-                                   {"size": self.size, "margin": self.margin})
+        champion = self.state.champion_at(done[-1] + 1) if done else {"path": self.state.doc["initial"]["detector"],
+                                                                       "name": "D0"}
+        loaded = load_detector(champion["path"])
+        promoted = [r["promotion"] for r in records if r["promotion"]["promoted"]]
+        version = promoted[-1]["registered_version"] if promoted else None
+        if register and not promoted:
+            registered = resolve(CHAMPION)
+            if registered is None or load_detector(registered).sha256 != loaded.sha256:
+                version = register_model(parent, champion["path"], alias=CHAMPION)
+        self.state.doc["champion"] = {**champion, "sha256": loaded.sha256, "version": version}
+        self.state.save()
+        summary = summary_document(self.config, records, self.state.doc, parent, self.panel)
         atomic_write_json(self.out / "summary.json", summary)
         parent.log_dict(summary, "summary.json")
+        parent.set_tags({"champion": f"{champion['name']} ({champion['path']})"})
         return records
-
-    # ------------------------------------------------------------------ helpers
-    def _device(self):
-        return resolve_device(self.config.device)
 
     def say(self, line: str) -> None:
         if self.progress:
             print(f"coevolve: {line}", file=sys.stderr, flush=True)
-
-
-def copy_detector(source: str | Path, target: Path) -> Path:
-    """Weights then config.json, each replaced atomically (config.json carries the weights' hash)."""
-    target.mkdir(parents=True, exist_ok=True)
-    for name in ("model.safetensors", "config.json"):
-        with atomic_path(target / name) as tmp:
-            shutil.copyfile(Path(source) / name, tmp)
-    return target

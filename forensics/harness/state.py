@@ -12,8 +12,10 @@ from pathlib import Path
 
 from forensics.io import atomic_write_json
 
-FORMAT = "forensics-coevolve/1"
-STEPS = ("fakes", "before", "detector", "retrained", "generators", "after")
+FORMAT = "forensics-coevolve/2"
+# A round: the generators move against the champion, their new versions' fakes are made, the detector moves,
+# every detector is scored on the panel, and the candidate is promoted or not.
+STEPS = ("generators", "fakes", "detector", "panel", "promotion")
 
 
 class CoevolveState:
@@ -42,7 +44,8 @@ class CoevolveState:
                 return cls(path, doc)
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         doc = {"format": FORMAT, "config_hash": config.config_hash(), "config": config.to_dict(),
-               "created": _now(), "initial": None, "parent_run_id": None, "rounds": {}, "champion": None}
+               "created": _now(), "initial": None, "setup": None, "parent_run_id": None, "rounds": {},
+               "champion": None}
         atomic_write_json(path, doc)
         return cls(path, doc)
 
@@ -77,18 +80,21 @@ class CoevolveState:
         """Progress inside a step that finishes in parts (step (d): one generator at a time)."""
         return self.round(index).setdefault("partial", {}).setdefault(name, {})
 
-    def detector_for(self, index: int) -> str:
-        """The detector a round starts from: the previous round's fine-tuned one, or the initial one."""
-        if index <= 1:
-            return self.doc["initial"]["detector"]
-        return self.step(index - 1, "detector")["path"]
+    def champion_at(self, index: int) -> dict:
+        """{"path", "name"} of the champion a round starts with: the last promoted candidate, else D0."""
+        for previous in range(index - 1, 0, -1):
+            promotion = self.step(previous, "promotion")
+            if promotion and promotion["promoted"]:
+                return {"path": promotion["candidate"], "name": f"D{previous}"}
+        return {"path": self.doc["initial"]["detector"], "name": "D0"}
 
-    def generators_for(self, index: int) -> dict[str, str]:
-        """Each generator's checkpoint at the start of a round (after the previous round's evasion)."""
-        if index <= 1:
-            return dict(self.doc["initial"]["generators"])
-        done = self.step(index - 1, "generators")["families"]
-        return {name: rec["checkpoint"] for name, rec in done.items()}
+    def generator_at(self, index: int, name: str) -> dict:
+        """{"checkpoint", "version"} of a game generator at the start of a round (its last accepted move)."""
+        for previous in range(index - 1, 0, -1):
+            move = (self.step(previous, "generators") or {}).get("moves", {}).get(name)
+            if move and move["status"] == "accepted":
+                return {"checkpoint": move["checkpoint"], "version": previous}
+        return {"checkpoint": self.doc["initial"]["generators"][name], "version": 0}
 
 
 def _now() -> str:

@@ -1,8 +1,10 @@
 """The demo recipe: the project's main job end to end, at a size a 2-core CPU finishes in minutes.
 
-render a synthetic world -> cache its faces -> train the default detector on self-blended pseudo-fakes ->
-train the face-swap (on two held-out identities) and face-animation generators -> co-evolve detector and
-generators for a few rounds -> the final detector becomes the `champion` -> scan a real and a fake video.
+render a synthetic world -> cache its faces -> train the default detector (D0) on self-blended pseudo-fakes ->
+train the face-swap (on two training identities) and face-animation generators -> play the co-evolution game
+for a few rounds (the animation model held out: only scored) -> the champion is whoever the evidence supports
+(D0 if no candidate beat it on the panel) -> scan a panel real video and a panel fake of the latest face-swap
+version, neither of which anything trained on.
 
 Every stage is resumable: re-running with the same OUT reuses the rendered world, the face cache and the
 finished checkpoints, so an interrupted demo picks up where it stopped.
@@ -10,6 +12,7 @@ finished checkpoints, so an interrupted demo picks up where it stopped.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,14 +22,13 @@ from detectors import promote
 from detectors.task import DetectorTrainConfig
 from forensics.data.manifest import read_manifest
 from forensics.harness import CoevolveConfig, run_coevolution
-from forensics.io import atomic_write_json
+from forensics.harness.panel import Panel
 from forensics.pipelines.detect import DetectConfig
 from forensics.pipelines.scan import print_summary, scan
 from forensics.pipelines.train import prepare_cache, run_detector_training, run_generator_training
 from forensics.presets import read_preset
 from forensics.report import ReportWriter
 from forensics.synthetic import WorldConfig, generate_world
-from generators.faceswap import swap_video
 
 PRESET_DIR = Path(__file__).parent / "presets" / "demo"
 
@@ -34,10 +36,12 @@ PRESET_DIR = Path(__file__).parent / "presets" / "demo"
 @dataclass
 class DemoConfig:
     """Sizes of every stage; `cpu-small` is what `make demo` runs, `mini` is the test's miniature."""
-    identities: int = 20
+    identities: int = 24
     videos_per_identity: int = 2
     frames: int = 32
     size: int = 192
+    val_fraction: float = 0.15          # identities where the detector's moves early-stop and calibrate
+    test_fraction: float = 0.25         # identities of the evaluation panel (nothing trains on them)
     seed: int = 0
     detector_preset: str = "cpu-small"
     detector_epochs: int = 6
@@ -68,6 +72,7 @@ class DemoResult:
     scans: dict[str, dict]              # "real" / "fake" -> forensics detect record
     fake_video: Path | None
     timings: dict[str, float]
+    summary: dict = field(default_factory=dict)      # the game's summary.json
 
 
 def render_world(config: DemoConfig, out: Path, say: Callable[[str], None]) -> Path:
@@ -75,16 +80,17 @@ def render_world(config: DemoConfig, out: Path, say: Callable[[str], None]) -> P
     say(f"rendering {config.identities} identities x {config.videos_per_identity} videos x {config.frames} "
         f"frames at {config.size}px -> {world}")
     generate_world(world, WorldConfig(identities=config.identities, videos_per_identity=config.videos_per_identity,
-                                      frames=config.frames, size=config.size, seed=config.seed))
+                                      frames=config.frames, size=config.size, seed=config.seed,
+                                      val_fraction=config.val_fraction, test_fraction=config.test_fraction))
     return world
 
 
-def unseen_identities(world: Path) -> list[int]:
-    """The world's test-split identities: neither the detector nor the animation generator trains on them."""
+def training_identities(world: Path) -> list[int]:
+    """The world's train-split identities: the face swap's pair comes from them (the game trains only there)."""
     ids = sorted({int(str(r.identity).removeprefix("id")) for r in read_manifest(world / "manifest.csv")
-                  if r.split == "test" and r.identity})
+                  if r.split == "train" and r.identity})
     if len(ids) < 2:
-        raise ValueError(f"{world}: the demo needs at least 2 test-split identities, found {len(ids)} "
+        raise ValueError(f"{world}: the demo needs at least 2 train-split identities, found {len(ids)} "
                          f"(render more identities)")
     return ids
 
@@ -108,7 +114,7 @@ def train_default_detector(config: DemoConfig, world: Path, out: Path, say: Call
 
 def train_generators(config: DemoConfig, world: Path, out: Path, pair: tuple[int, int],
                      say: Callable[[str], None]) -> dict[str, Path]:
-    """Face swap on two held-out identities (the harness fakes those), animation on the training split."""
+    """Face swap on two training identities (the game's generator), animation on the training split."""
     made = {}
     for family, extra in (("faceswap", {"identity_a": pair[0], "identity_b": pair[1]}), ("animation", {})):
         overrides = {"world": str(world), "seed": config.seed, "device": config.device, **extra,
@@ -118,17 +124,6 @@ def train_generators(config: DemoConfig, world: Path, out: Path, pair: tuple[int
         made[family] = run_generator_training(family, config.generator_preset, target, run_name=f"demo-{family}",
                                               tags={"kind": "demo"}, say=say, **overrides).model_dir
     return made
-
-
-def make_fake_video(faceswap: Path, world: Path, pair: tuple[int, int], out: Path, device: str) -> Path:
-    """Identity A swapped onto a video of B that no stage trained the detector on."""
-    videos = sorted((world / "videos").glob(f"id{pair[1]:04d}_v*.mp4"))
-    if not videos:
-        raise ValueError(f"{world}: no video of identity {pair[1]} to swap onto")
-    target = out / "fake_swap.mp4"
-    recipe = swap_video(faceswap, videos[-1], target, source="a", device=device)
-    atomic_write_json(target.with_suffix(".json"), recipe)
-    return target
 
 
 def run_demo(config: DemoConfig, out: str | Path, say: Callable[[str], None] = print) -> DemoResult:
@@ -144,12 +139,11 @@ def run_demo(config: DemoConfig, out: str | Path, say: Callable[[str], None] = p
         clock = now
 
     world = render_world(config, out, say)
-    held = unseen_identities(world)
+    train_ids = training_identities(world)
     lap("render")
-    detector, rows = train_default_detector(config, world, out, say)
+    detector, _ = train_default_detector(config, world, out, say)
     lap("detector")
-    pair = (held[0], held[1])
-    generators = train_generators(config, world, out, pair, say)
+    generators = train_generators(config, world, out, (train_ids[0], train_ids[1]), say)
     lap("generators")
 
     say(f"co-evolving detector and generators for {config.rounds} rounds -> {out / 'coevolve'}")
@@ -160,17 +154,24 @@ def run_demo(config: DemoConfig, out: str | Path, say: Callable[[str], None] = p
     rounds = run_coevolution(harness, out / "coevolve", register=True, progress=True)
     lap("coevolve")
 
-    champion = out / "coevolve" / "champion"
-    fake_dir = out / "coevolve" / f"round_{config.rounds:02d}" / "generators" / "faceswap"
-    fake_video = make_fake_video(fake_dir if fake_dir.exists() else generators["faceswap"], world, pair, out,
-                                 config.device)
-    real_video = next(Path(r.path) for r in rows if r.split == "test")
-    say(f"scanning a real and a fake video with the champion: forensics detect {real_video} {fake_video}")
+    summary = json.loads((out / "coevolve" / "summary.json").read_text())
+    real_video, fake_video = panel_pair(out / "coevolve", summary)
+    say(f"scanning a panel real video and a panel fake of the latest face-swap version with the champion "
+        f"({summary['champion']['name']}): forensics detect {real_video} {fake_video}")
     scans = scan_videos([real_video, fake_video], out)
     lap("detect")
     return DemoResult(world=world, detector=detector.model_dir, generators=generators, rounds=rounds,
-                      champion=champion if champion.exists() else None,
-                      scans=dict(zip(("real", "fake"), scans)), fake_video=fake_video, timings=timings)
+                      champion=Path(summary["champion"]["path"]), scans=dict(zip(("real", "fake"), scans)),
+                      fake_video=fake_video, timings=timings, summary=summary)
+
+
+def panel_pair(run_dir: Path, summary: dict) -> tuple[Path, Path]:
+    """A real test video and the fake of the latest game-generator version made from that very video: the
+    panel holds both, and nothing in the game trained on either."""
+    panel = Panel.load(run_dir / "panel.json")
+    latest = [c for c in panel.fake_columns if "@G" in c][-1]
+    fake = panel.fakes(latest)[0]
+    return Path(fake.target), Path(fake.path)
 
 
 def scan_videos(videos: list[Path], out: Path) -> list[dict]:

@@ -7,9 +7,12 @@ driver's displacement since its first frame, kp = kp_source + (kp_driving - kp_d
 likewise: J = J_driving J_driving_first^-1 J_source), so the source keeps its own face shape and only
 the motion is transferred. Absolute mode uses the driver's keypoints as they are (self-reenactment).
 
-The output video holds the generated aligned face crops (upscaled from the model size to `output_size`
-for viewing), one per driving frame, at the driver's frame rate; a driving frame where no face is found
-reuses the nearest earlier crop (or the first found one), and is counted in the recipe.
+The output is a full video at the source image's size: the source photo with each generated face blended
+back into it the way every fake here is made (generators.compositing: Reinhard colour match to the source's
+skin, a feathered hull mask of the source's face, pasted through the inverse of the alignment), one frame per
+driving frame at the driver's frame rate: a talking photo. `composite=False` writes the generated crops
+themselves instead (upscaled to `output_size`). A driving frame where no face is found reuses the nearest
+earlier crop (or the first found one), and is counted in the recipe.
 """
 from __future__ import annotations
 
@@ -22,14 +25,17 @@ import numpy as np
 import torch
 
 from forensics.device import autocast, resolve_device
-from forensics.faces import FaceDetectorConfig, align_face, get_face_detector
+from forensics.faces import CropSpec, FaceDetectorConfig, align_face, get_face_detector
 from forensics.media import VideoWriter, iter_frames, load_image
+from generators.blending.masks import face_polygon, fill_polygon
+from generators.compositing import BLENDS, COLOURS, check_choice, composite_frames
 from generators.images import to_tensor, to_uint8
 
 from .checkpoint import AnimationModel, load_animation
 from .config import FAMILY
 
 DETECT_CHUNK = 32   # driving frames held in memory at a time (crops are kept, frames are not)
+HULL_SCALE = 1.15   # the blend mask: the source's face hull, grown so a turning head stays inside it
 
 
 @dataclass
@@ -111,13 +117,17 @@ def relative_motion(kp_source: dict, kp_driving: dict, kp_initial: dict) -> dict
 
 def animate(checkpoint_dir: str | os.PathLike | AnimationModel, source_image, driving_video: str | os.PathLike,
             out_path: str | os.PathLike, relative: bool = True, output_size: int | None = 256,
-            device: str = "auto", size: int | None = None, crf: int = 18, batch_size: int = 32) -> dict:
+            device: str = "auto", size: int | None = None, crf: int = 18, batch_size: int = 32,
+            composite: bool = True, blend: str = "feather", colour: str = "reinhard", blur: float = 0.05) -> dict:
     """Write an H.264 video of the source face driven by `driving_video`; returns the recipe.
 
-    source_image: an image path or an RGB uint8 array. output_size: side of the written frames (the
-    model's crops are upscaled with bicubic interpolation; None keeps the model resolution). size: when
-    given, the model's crop size must equal it. Errors are one line naming the file.
+    source_image: an image path or an RGB uint8 array. composite: the full source photo with the animated
+    face blended in (see the module docstring); else the generated crops, upscaled to output_size (bicubic;
+    None keeps the model resolution). size: when given, the model's crop size must equal it. Errors are one
+    line naming the file.
     """
+    check_choice("blend", blend, BLENDS)
+    check_choice("colour", colour, COLOURS)
     if isinstance(checkpoint_dir, AnimationModel):
         model = checkpoint_dir
         if size is not None and int(size) != model.size:
@@ -127,9 +137,11 @@ def animate(checkpoint_dir: str | os.PathLike | AnimationModel, source_image, dr
     detector = get_face_detector(FaceDetectorConfig(device=device))
     source_name = str(source_image) if isinstance(source_image, (str, os.PathLike)) else "source image (array)"
     image = load_image(source_image) if isinstance(source_image, (str, os.PathLike)) else np.asarray(source_image)
-    source_crop = _aligned_crops(detector, [image], model)[0]
-    if source_crop is None:
+    faces = detector.detect([image])[0]
+    if not faces:
         raise ValueError(f"{source_name}: no face found in the source image")
+    source_points = np.asarray(faces[0].landmarks, np.float64)
+    source_crop, _ = align_face(image, source_points, size=model.size, margin=model.config.margin)
 
     frames = iter_frames(driving_video)
     fps = float(frames.info.fps or 25.0)
@@ -149,15 +161,40 @@ def animate(checkpoint_dir: str | os.PathLike | AnimationModel, source_image, dr
     driving = np.stack(fill_gaps(crops))
 
     result = reenact_crops(model, source_crop, driving, relative=relative, batch_size=batch_size)
+    recipe = {"generator": FAMILY, "checkpoint": str(model.path), "checkpoint_sha256": model.sha256,
+              "source": source_name, "driving": str(driving_video), "output": str(out_path), "relative": relative,
+              "frames": len(crops), "frames_without_face": int(missing), "fps": fps, "model_size": model.size,
+              "margin": model.config.margin, "codec": "h264", "pixel_format": "yuv420p", "crf": crf}
+    if composite:
+        _write_talking_photo(out_path, fps, crf, image, source_points, result.generated, model, blend, colour, blur)
+        return {**recipe, "output_kind": "full frame (source photo with the animated face blended in)",
+                "output_size": [int(image.shape[1]), int(image.shape[0])], "colour_transfer": colour,
+                "blending": blend, "mask": {"type": "source face hull", "scale": HULL_SCALE, "blur": blur}}
     side = int(output_size or model.size)
     with VideoWriter(out_path, fps, crf=crf) as writer:  # frame by frame: upscaled frames are not all kept
         for crop in result.generated:
             writer.write(crop if side == model.size else cv2.resize(crop, (side, side), interpolation=cv2.INTER_CUBIC))
-    return {"generator": FAMILY, "checkpoint": str(model.path), "checkpoint_sha256": model.sha256,
-            "source": source_name, "driving": str(driving_video), "output": str(out_path), "relative": relative,
-            "frames": len(crops), "frames_without_face": int(missing), "fps": fps, "model_size": model.size,
-            "output_size": side, "upscale": "bicubic" if side != model.size else None,
-            "margin": model.config.margin, "codec": "h264", "crf": crf}
+    return {**recipe, "output_kind": "generated crops", "output_size": side,
+            "upscale": "bicubic" if side != model.size else None}
+
+
+def _write_talking_photo(out_path, fps: float, crf: int, image: np.ndarray, points: np.ndarray,
+                         generated: np.ndarray, model: AnimationModel, blend: str, colour: str, blur: float) -> None:
+    """The source photo with each generated crop blended back in, DETECT_CHUNK frames at a time."""
+    crop = CropSpec(model.size, model.config.margin)
+    _, matrix = align_face(image, points, size=crop.size, margin=crop.margin)
+    in_crop = points @ matrix[:, :2].T + matrix[:, 2]
+    hull = fill_polygon((crop.size, crop.size), face_polygon(in_crop, "face", HULL_SCALE))
+    with VideoWriter(out_path, fps, crf=crf) as writer:
+        for start in range(0, len(generated), DETECT_CHUNK):
+            part = generated[start:start + DETECT_CHUNK]
+
+            def draw(_crops: np.ndarray, part=part) -> tuple[np.ndarray, np.ndarray]:
+                return part.astype(np.float32) / 255.0, np.repeat(hull[None], len(part), axis=0)
+
+            for frame in composite_frames([image] * len(part), [points] * len(part), draw, crop, blend=blend,
+                                          colour=colour, erode=0.0, blur=blur):
+                writer.write(frame)
 
 
 def _aligned_crops(detector, frames: Sequence[np.ndarray], model: AnimationModel) -> list[np.ndarray | None]:

@@ -17,10 +17,10 @@ import numpy as np
 import torch
 
 from forensics.data.manifest import SPLITS, ManifestRow, video_rank, videos_by_identity
-from forensics.media import iter_frames, probe
+from forensics.media import iter_frames
 from forensics.synthetic.faceset import FaceSet
 from forensics.training import StepContext
-from generators.family import FakeBatch, FakeJob, GeneratorFamily, ImagesOf
+from generators.family import FakeBatch, FakeJob, GeneratorFamily, ImagesOf, sample_crf
 
 from .animate import animate, reenact_crops, relative_motion
 from .checkpoint import AnimationModel, load_animation, save_animation
@@ -67,9 +67,7 @@ class AnimationFamily(GeneratorFamily):
                 def make(path: Path, driver=driver, source_video=source_video) -> dict:
                     with iter_frames(source_video.path) as frames:
                         still = next(iter(frames)).image
-                    info = probe(driver.path)
-                    recipe = animate(loaded, still, driver.path, path, output_size=min(info.width, info.height),
-                                     device=str(device))
+                    recipe = animate(loaded, still, driver.path, path, device=str(device))
                     recipe["source"] = f"{source_video.path}#frame0"
                     return recipe
 
@@ -79,9 +77,37 @@ class AnimationFamily(GeneratorFamily):
                                          "driver": Path(driver.path).name, "source": Path(source_video.path).name}))
         return jobs
 
+    def game_fakes(self, loaded: AnimationModel, targets: list[ManifestRow], sources: list[ManifestRow], rng,
+                   crf_range: tuple[int, int], device) -> list[FakeJob]:
+        """Each target person made to move like someone else: the target video's first frame animated by the
+        video of another identity among `sources`, blended back into that frame (a talking photo in the
+        target's own scene), as `forensics fake animate` makes it, at a CRF drawn per video."""
+        jobs = []
+        for target in targets:
+            drivers = [r for r in sources if r.identity != target.identity]
+            if not drivers:
+                raise ValueError(f"{target.path}: no driving video of another identity to animate it with")
+            driver = drivers[int(rng.integers(len(drivers)))]
+            crf = sample_crf(rng, crf_range)
+
+            def make(path: Path, target=target, driver=driver, crf=crf) -> dict:
+                with iter_frames(target.path) as frames:
+                    still = next(iter(frames)).image
+                recipe = animate(loaded, still, driver.path, path, crf=crf, device=str(device))
+                recipe["source"] = f"{target.path}#frame0"
+                return recipe
+
+            jobs.append(FakeJob(name=f"{FAMILY}/{Path(target.path).stem}_by_{Path(driver.path).stem}_crf{crf}.mp4",
+                                split=target.split, identity=target.identity, make=make, target_real=target.path,
+                                meta={"kind": "reenactment", "driver": Path(driver.path).name},
+                                key={"family": FAMILY, "checkpoint": loaded.sha256, "target": Path(target.path).name,
+                                     "driver": Path(driver.path).name, "crf": crf, "composite": True}))
+        return jobs
+
     def benchmark_notes(self, options: dict) -> list[str]:
         return ["animation: any-to-any, sources and drivers from one split's identities, so train and test "
-                "identities are disjoint; the video is the generated face crop, upscaled to the driver's size."]
+                "identities are disjoint; the video is the source's first frame with the animated face blended back in "
+                "(a talking photo, as `forensics fake animate` writes it)."]
 
     # -- the game
     def game_identities(self, loaded, held_out: list[int]) -> list[int]:

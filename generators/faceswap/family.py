@@ -20,7 +20,7 @@ from forensics.faces import FaceDetectorConfig, get_face_detector
 from forensics.synthetic.faceset import FaceSet
 from forensics.training import StepContext
 from generators.compositing import feather_alpha_tensor
-from generators.family import FakeBatch, FakeJob, GeneratorFamily, ImagesOf
+from generators.family import FakeBatch, FakeJob, GeneratorFamily, ImagesOf, sample_crf
 
 from .checkpoint import LoadedFaceswap, load_faceswap, save_generator
 from .config import FAMILY, FaceswapConfig
@@ -78,6 +78,30 @@ class FaceswapFamily(GeneratorFamily):
                                         hold_out_real=split == "test", meta={"kind": kind},
                                         key={"family": FAMILY, "checkpoint": loaded.sha256,
                                              "target": Path(target.path).name, "source": source}))
+        return jobs
+
+    def game_fakes(self, loaded: LoadedFaceswap, targets: list[ManifestRow], sources: list[ManifestRow], rng,
+                   crf_range: tuple[int, int], device) -> list[FakeJob]:
+        """Identity A or B onto every frame of each target video (the other one when the target is A or B
+        itself), as `forensics fake swap` makes it, at a CRF drawn per video."""
+        pair = identity_pair(loaded)
+        names = {decoder: f"id{number:04d}" for decoder, number in pair.items()}
+        detector = get_face_detector(FaceDetectorConfig(device=str(device)))
+        jobs = []
+        for target in targets:
+            choices = [d for d in DECODERS if names[d] != target.identity]
+            source = str(rng.choice(choices))
+            crf = sample_crf(rng, crf_range)
+
+            def make(path: Path, target=target, source=source, crf=crf) -> dict:
+                return swap_video(loaded, target.path, path, source=source, detector=detector, crf=crf,
+                                  device=str(device))
+
+            jobs.append(FakeJob(name=f"{FAMILY}/{Path(target.path).stem}_as_{names[source]}_crf{crf}.mp4",
+                                split=target.split, identity=target.identity, make=make, target_real=target.path,
+                                meta={"kind": "swap", "source_identity": names[source]},
+                                key={"family": FAMILY, "checkpoint": loaded.sha256, "target": Path(target.path).name,
+                                     "source": source, "crf": crf}))
         return jobs
 
     def benchmark_notes(self, options: dict) -> list[str]:

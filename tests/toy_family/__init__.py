@@ -20,7 +20,7 @@ from forensics.faces import CropSpec, FaceDetectorConfig, get_face_detector
 from forensics.synthetic.faceset import FaceSet
 from generators.checkpoint import load_modules, read_generator, save_generator
 from generators.compositing import rewrite_video
-from generators.family import FakeBatch, FakeJob, GeneratorFamily
+from generators.family import FakeBatch, FakeJob, GeneratorFamily, sample_crf
 from generators.images import to_tensor, to_uint8
 from generators.registry import register_family
 
@@ -137,6 +137,24 @@ class TintFamily(GeneratorFamily):
                 jobs.append(FakeJob(name=f"{NAME}/{Path(target.path).stem}.mp4", split=split, identity=target.identity,
                                     make=make, target_real=target.path,
                                     key={"family": NAME, "checkpoint": loaded.sha256, "target": Path(target.path).name}))
+        return jobs
+
+    def game_fakes(self, loaded: LoadedTint, targets: list[ManifestRow], sources: list[ManifestRow], rng,
+                   crf_range: tuple[int, int], device) -> list[FakeJob]:
+        detector = get_face_detector(FaceDetectorConfig(device=str(device)))
+        jobs = []
+        for target in targets:
+            crf = sample_crf(rng, crf_range)
+
+            def make(path: Path, target=target, crf=crf) -> dict:
+                stats = rewrite_video(target.path, path, lambda crops: self._draw(loaded, crops),
+                                      CropSpec(loaded.size, loaded.margin), detector, crf=crf)
+                return {"generator": NAME, "checkpoint_sha256": loaded.sha256, "crf": crf, **stats}
+
+            jobs.append(FakeJob(name=f"{NAME}/{Path(target.path).stem}_crf{crf}.mp4", split=target.split,
+                                identity=target.identity, make=make, target_real=target.path,
+                                key={"family": NAME, "checkpoint": loaded.sha256, "target": Path(target.path).name,
+                                     "crf": crf}))
         return jobs
 
     # -- the game
