@@ -145,6 +145,7 @@ class PanelScorer:
     def __init__(self, panel: Panel, cache: FaceCache, store: Path, seed: int = 0):
         self.panel, self.cache, self.store, self.seed = panel, cache, Path(store), seed
         self._entries = {e.source: e for e in cache.entries()}
+        self._blends: dict[str, np.ndarray] = {}     # real video -> its self-blends (the same for every detector)
 
     def scores(self, detector: LoadedDetector) -> dict[str, float]:
         """{video path: logit} for every panel video, plus "<real path>#sbi" for the self-blend of each real."""
@@ -154,14 +155,10 @@ class PanelScorer:
         wanted_sbi = [v.path for v in self.panel.reals if f"{v.path}#sbi" not in known]
         if wanted or wanted_sbi:
             aggregate = detector.meta.get("aggregate", "robust")
-            crops = CropSet(self.cache, None)
             for video in wanted:
                 known[video] = aggregate_scores(detector.logits(self.crops(video)), method=aggregate)
             for video in wanted_sbi:
-                refs = [r for r in crops.refs if r.video == video]
-                blends = [pseudo_fake(crops, ref, np.random.default_rng([self.seed, _key(video), ref.index])).image
-                          for ref in refs]
-                known[f"{video}#sbi"] = aggregate_scores(detector.logits(blends), method=aggregate)
+                known[f"{video}#sbi"] = aggregate_scores(detector.logits(self.blends(video)), method=aggregate)
             self.store.mkdir(parents=True, exist_ok=True)
             atomic_write_json(path, known)
         return known
@@ -174,6 +171,16 @@ class PanelScorer:
         else:
             fakes = np.array([scores[v.path] for v in self.panel.fakes(column)])
         return reals, fakes
+
+    def blends(self, video: str) -> np.ndarray:
+        """The self-blend of each cached crop of a real panel video, seeded by the video and the crop."""
+        if video not in self._blends:
+            crops = CropSet(self.cache, None)
+            crops.refs = [r for r in crops.refs if r.video == video]
+            self._blends[video] = np.stack([
+                pseudo_fake(crops, ref, np.random.default_rng([self.seed, _key(video), ref.index])).image
+                for ref in crops.refs])
+        return self._blends[video]
 
     def crops(self, video: str) -> np.ndarray:
         """The cached face crops of one panel video."""
