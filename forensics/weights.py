@@ -5,8 +5,11 @@ sees "PATH: reason" from whichever kind of checkpoint they pointed at."""
 from __future__ import annotations
 
 import json
+import signal
+import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import torch
 from safetensors import SafetensorError
@@ -38,9 +41,33 @@ def read_weights(weights: Path, recorded_sha256: str | None, config_name: str,
         raise error(f"{weights}: does not match {config_name} (sha256 differs; the pair was written by different "
                     "saves)")
     try:
-        return load_file(str(weights), device="cpu"), sha
+        with interrupts_deferred():
+            return load_file(str(weights), device="cpu"), sha
     except (SafetensorError, OSError, ValueError) as exc:
         raise error(f"{weights}: not a readable safetensors file ({one_line(exc)})") from None
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C until the block ends, then deliver it as it would have been. torch turns a KeyboardInterrupt
+    raised inside its C++ (as safetensors builds tensors) into an unrelated ValueError, so a Ctrl-C in the middle
+    of a load read as "not a readable safetensors file" and a resumable run exited as if the file were bad.
+    Loads take well under a second, so the user does not notice the wait. Only the main thread owns signals."""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous in (signal.SIG_IGN, None):
+        yield
+        return
+    caught: list[Any] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            if callable(previous):
+                previous(signal.SIGINT, caught[0])
+            else:
+                signal.raise_signal(signal.SIGINT)
 
 
 def place(modules: Mapping[str, torch.nn.Module], device: str | torch.device, error: type[ValueError],

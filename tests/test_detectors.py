@@ -291,6 +291,27 @@ def test_load_errors_are_one_line_and_name_the_file(tmp_path):
     expect(garbage, "model.safetensors", "not a readable safetensors file")
 
 
+def test_ctrl_c_during_a_load_is_an_interrupt_after_the_load_not_a_bad_file(tmp_path, monkeypatch):
+    """torch turns a KeyboardInterrupt inside its C++ into a ValueError; a resumable run must see Ctrl-C."""
+    import forensics.weights as weights
+    import signal
+
+    good = save_detector(tmp_path / "good", create_detector(input_size=64), {})
+    real_load, finished = weights.load_file, []
+
+    def load_while_the_user_presses_ctrl_c(*args, **kwargs):
+        signal.raise_signal(signal.SIGINT)
+        tensors = real_load(*args, **kwargs)
+        finished.append(len(tensors))
+        return tensors
+
+    monkeypatch.setattr(weights, "load_file", load_while_the_user_presses_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        load_detector(good)
+    assert finished and finished[0] > 0                      # the load ran to its end first
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 # ---------------------------------------------------------------- clip aggregation
 
 def test_robust_aggregate_finds_a_partly_fake_track_that_the_mean_dilutes():
