@@ -133,6 +133,7 @@ class GeneratorFamily(ABC):
     description: ClassVar[str] = ""
     config: ClassVar[type]                  # training config dataclass with from_preset(name, **overrides)
     fake_options: ClassVar[dict] = {}       # a benchmark suite's options for this family, with defaults
+    blend_hull_scale: ClassVar[float] = 1.0  # the face hull its product-path blend covers (evasion surrogate)
 
     # -- build and train
     @abstractmethod

@@ -1,7 +1,8 @@
 """The co-evolution game end to end on a miniature world: one round through the product path (state, panel,
 records, MLflow parent + nested run, the gate's decision and the registry), resume after Ctrl-C, a tracking
 server that dies mid-round, the generator's move (the hinge lowers the champion's logits, and adds nothing
-once fakes are called real; the quality budget refuses a move) and the command line's one-line errors.
+once fakes are called real; the quality budget refuses a move; the surrogate shows fakes as the product path
+crops them) and the command line's one-line errors.
 
 Everything is real and small: a 6-identity world (3 train, 1 validation, 2 test identities), 32-px generators
 trained for a few steps (the face swap on two train identities), a detector on 32-px crops read at 64 px
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from test_tracking import empty_db, kill, mlflow_server, store  # noqa: F401  (fixtures reused)
 
@@ -291,7 +293,7 @@ def swap_logits(parts, move, checkpoint) -> np.ndarray:
     from generators.registry import get_generator
 
     family = get_generator("faceswap")
-    fakes = family.draw_fakes(family.load(checkpoint), parts["faces"], move["selection"]).images
+    fakes = family.draw_fakes(family.load(checkpoint), move["crops"], move["selection"]).images
     return load_detector(parts["detector"]).logits(fakes)
 
 
@@ -341,6 +343,43 @@ def test_a_move_over_the_quality_budget_is_halved_then_refused(parts, move_parts
     assert record["evasion_weight"] == 0.0 and not (tmp_path / "gen_strict").exists()
     for attempt in record["attempts"]:
         assert set(attempt["quality"]) >= {"id_retrieval", "landmark_error", "reconstruction"}
+
+
+def test_the_surrogate_shows_the_fake_face_in_sharp_surroundings_and_keeps_gradients(parts, move_parts):
+    """The evasion's detector sees what `detect` crops from a fake video: an upsampled face blended into the
+    frame's own detector-size crop, not a crop that is blurry everywhere."""
+    from forensics.synthetic.faceset import load_faceset
+    from generators.evasion import ProductSurrogate
+    from generators.family import FakeBatch
+
+    crops = move_parts["crops"]
+    context = load_faceset(parts["world"], size=2 * SIZE, margin=0.25, identities=move_parts["ids"])
+    surrogate = ProductSurrogate(crops, context)
+    n = 4
+    target, source = np.arange(n), np.array([-1, -1, n, n + 1])        # the last two show a source still
+    batch = FakeBatch.selection("t", "faceswap", SIZE, target, source=source)
+    fakes = torch.rand(n, 3, SIZE, SIZE, requires_grad=True)
+    shown = surrogate(fakes, batch)
+    assert shown.shape == (n, 3, 2 * SIZE, 2 * SIZE)
+
+    surroundings = np.where(source >= 0, source, target)
+    alpha = surrogate.alpha(surroundings)
+    sharp = torch.from_numpy(context.images[surrogate.context_row[surroundings]]).permute(0, 3, 1, 2) / 255.0
+    upsampled = torch.nn.functional.interpolate(fakes, size=2 * SIZE, mode="bilinear", align_corners=False)
+    outside, inside = torch.from_numpy(alpha == 0)[:, None].expand_as(shown), \
+        torch.from_numpy(alpha > 0.999)[:, None].expand_as(shown)
+    assert outside.any() and inside.any()
+    assert torch.allclose(shown[outside], sharp[outside], atol=1e-6)           # the frame's own sharp pixels
+    assert torch.allclose(shown[inside], upsampled[inside], atol=1e-3)         # the drawn face
+    nose = np.round(crops.landmarks[surroundings, 30] * 2).astype(int)        # the hull sits on the face
+    assert all(alpha[i, y, x] > 0.999 for i, (x, y) in enumerate(nose))
+    shown.sum().backward()
+    assert fakes.grad is not None and fakes.grad.abs().sum() > 0
+
+    other = context.select(context.identity != move_parts["ids"][0])
+    with pytest.raises(ValueError, match="no context crop") as err:
+        ProductSurrogate(crops, other)
+    assert "\n" not in str(err.value)
 
 
 # ---------------------------------------------------------------- the tracking server dies mid-round

@@ -2,9 +2,10 @@
 
 The family's own reconstruction task (a generator checkpoint carries no discriminator, so the GAN term is
 off) plus the hinge at the champion's decision threshold on the family's differentiable fakes
-(generators.evasion.EvasionTask): a fake the champion already calls real is left alone. This differentiable
-surrogate works on aligned crops; the game then makes the version's fakes on the product path, and the round
-reports how far the surrogate's verdicts were from the product path's.
+(generators.evasion.EvasionTask): a fake the champion already calls real is left alone. The differentiable
+surrogate (generators.evasion.ProductSurrogate) puts each drawn fake into the sharp, detector-size crop of its
+frame with a feathered seam, as the product path's crops show it; the game then makes the version's fakes on
+the product path, and the round reports how far the surrogate's verdicts were from the product path's.
 
 After each attempt the version is exported and measured (quality.py) against G0; a version over budget is
 retried with half the evasion weight, at most `max_quality_retries` times, then refused: the generator stays
@@ -20,25 +21,27 @@ from forensics.device import resolve_device
 from forensics.harness.quality import output_quality, over_budget, reconstruction
 from forensics.synthetic.faceset import FaceSet
 from forensics.training import TrainConfig, Trainer
-from generators.evasion import EvasionTask
+from generators.evasion import EvasionTask, ProductSurrogate
 from generators.family import FakeBatch
 from generators.registry import get_generator
 
 
 def make_evasion_task(family_name: str, loaded, faces: FaceSet, identities: list[int], detector,
-                      threshold_logit: float, weight: float, config, seed: int, device: str) -> EvasionTask:
-    """faces: the crops the generator may learn from (its identities' train crops)."""
+                      threshold_logit: float, weight: float, config, seed: int, device: str,
+                      surrogate: ProductSurrogate | None = None) -> EvasionTask:
+    """faces: the crops the generator may learn from (its identities' train crops); surrogate: built on them."""
     family = get_generator(family_name)
     base = family.evasion_base(loaded, faces, config.generator_steps, config.generator_batch, config.generator_lr,
                                seed, device, config.world)
     return EvasionTask(family, base, loaded, faces, identities, detector, threshold_logit, weight,
-                       fakes_per_step=2 * config.generator_batch, clip_frames=config.frames_per_pair, seed=seed)
+                       fakes_per_step=2 * config.generator_batch, clip_frames=config.frames_per_pair, seed=seed,
+                       surrogate=surrogate)
 
 
 def evade(family_name: str, start_checkpoint: str | Path, faces: FaceSet, identities: list[int],
           detector_dir: str | Path, config, out_dir: str | Path, work_dir: str | Path, seed: int, g0: dict,
-          probes, selection: FakeBatch, device: str = "cpu", progress: bool = True, run=None,
-          meta: dict | None = None) -> dict:
+          probes, selection: FakeBatch, surrogate: ProductSurrogate | None = None, device: str = "cpu",
+          progress: bool = True, run=None, meta: dict | None = None) -> dict:
     """One generator's move against the detector in detector_dir (see the module docstring).
 
     Returns a JSON-safe record: "status" (accepted | refused), "checkpoint" (out_dir, or the starting
@@ -52,7 +55,7 @@ def evade(family_name: str, start_checkpoint: str | Path, faces: FaceSet, identi
     weight, attempts, reason = float(config.evasion_weight), [], None
     for attempt in range(int(config.max_quality_retries) + 1):
         task = make_evasion_task(family_name, loaded, faces, identities, champion.model, champion.threshold_logit,
-                                 weight, config, seed, device)
+                                 weight, config, seed, device, surrogate)
         work = Path(work_dir) / f"attempt_{attempt}"
         train = TrainConfig(epochs=1, device=device, seed=seed, patience=None, monitor=None, amp=True,
                             checkpoint_dir=str(work / "state"), progress=progress, log_every=5)

@@ -25,6 +25,7 @@ from forensics.harness.gate import cell
 from forensics.harness.panel import Panel, PanelScorer
 from forensics.io import append_jsonl, read_jsonl
 from forensics.synthetic.faceset import FaceSet
+from generators.evasion import ProductSurrogate
 from generators.family import FakeBatch, GeneratorFamily
 
 CI_LEVEL = 0.95
@@ -38,12 +39,14 @@ def matrix(scorer: PanelScorer, scores: dict[str, dict], columns: list[str], con
                    for k, c in enumerate(columns)} for name, s in scores.items()}
 
 
-def surrogate_gap(family: GeneratorFamily, at: dict, faces: FaceSet, selection: FakeBatch, champion: LoadedDetector,
-                  scorer: PanelScorer, panel: Panel, column: str) -> dict:
-    """How far the evasion's differentiable surrogate (crop-level fakes) is from the product path (the version's
-    panel videos through the crop cache), judged by the champion: mean logit and share called real."""
+def surrogate_gap(family: GeneratorFamily, at: dict, faces: FaceSet, selection: FakeBatch,
+                  surrogate: ProductSurrogate, champion: LoadedDetector, scorer: PanelScorer, panel: Panel,
+                  column: str) -> dict:
+    """How far the evasion's differentiable surrogate (crop-level fakes in sharp surroundings) is from the product
+    path (the version's panel videos through the crop cache), judged by the champion: mean logit and share
+    called real. `selection` names rows of `faces`, the faces the surrogate was built on."""
     loaded = family.load(at["checkpoint"])
-    crops = family.draw_fakes(loaded, faces, selection).images
+    crops = surrogate.draw(family.draw_fakes(loaded, faces, selection))
     surrogate = champion.logits(crops)
     product = np.concatenate([champion.logits(scorer.crops(v.path)) for v in panel.fakes(column)])
     threshold = champion.threshold_logit

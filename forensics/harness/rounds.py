@@ -40,6 +40,7 @@ from forensics.harness.state import STEPS, CoevolveState
 from forensics.io import atomic_write_json
 from forensics.probes import ProbeTrainConfig, train_probes
 from forensics.synthetic.faceset import load_faceset
+from generators.evasion import ProductSurrogate
 from generators.registry import get_generator
 
 EXPERIMENT = "coevolve"
@@ -100,6 +101,10 @@ class Harness:
             device=str(self.device), seed=cfg.seed))[:2]
         self.crops = {n: self.faces.select(np.isin(self.faces.identity, self.identities[n])
                                            & (self.faces.split == "train")) for n in self.game}
+        context = load_faceset(cfg.world, size=d0.crop_spec.size, margin=self.margin, progress=self.progress,
+                               identities=sorted({i for ids in self.identities.values() for i in ids}))
+        self.surrogates = {n: ProductSurrogate(self.crops[n], context, self.families[n].blend_hull_scale)
+                           for n in self.game}
         self.selection = {n: quality_selection(self.families[n], n, loaded[n], self.crops[n], self.identities[n],
                                                cfg.frames_per_pair) for n in self.game}
         self.panel_path = self.out / "panel.json"
@@ -235,8 +240,8 @@ class Harness:
             move = evade(self.families[name].name, start["checkpoint"], self.crops[name], self.identities[name],
                          champion["path"], cfg, rdir / "generators" / name, rdir / "scratch" / name,
                          seed=cfg.seed * 1013 + index, g0=g0[name], probes=self.probes,
-                         selection=self.selection[name], device=cfg.device, progress=self.progress,
-                         run=Prefixed(run, name), meta={"round": index, "name": name})
+                         selection=self.selection[name], surrogate=self.surrogates[name], device=cfg.device,
+                         progress=self.progress, run=Prefixed(run, name), meta={"round": index, "name": name})
             done[name] = {**move, "from_version": start["version"],
                           "to_version": index if move["status"] == "accepted" else start["version"]}
             self.state.save()
@@ -285,8 +290,9 @@ class Harness:
                 detectors[f"D{previous}"] = candidate
         scores = {name: self.scorer.scores(load_detector(path)) for name, path in detectors.items()}
         champion = self.state.champion_at(index)
-        gaps = {name: surrogate_gap(self.families[name], self.state.generator_at(index + 1, name), self.faces,
-                                    self.selection[name], load_detector(champion["path"]), self.scorer,
+        gaps = {name: surrogate_gap(self.families[name], self.state.generator_at(index + 1, name), self.crops[name],
+                                    self.selection[name], self.surrogates[name], load_detector(champion["path"]),
+                                    self.scorer,
                                     self.panel, f"{name}@G{self.state.generator_at(index + 1, name)['version']}")
                 for name in self.game}
         return {"detectors": detectors, "matrix": matrix(self.scorer, scores, self.panel.columns, self.config),

@@ -22,7 +22,7 @@ from forensics.synthetic.faceset import FaceSet
 from forensics.training import StepContext
 from generators.family import FakeBatch, FakeJob, GeneratorFamily, ImagesOf, sample_crf
 
-from .animate import animate, reenact_crops, relative_motion
+from .animate import HULL_SCALE, animate, reenact_crops, relative_motion
 from .checkpoint import AnimationModel, load_animation, save_animation
 from .config import FAMILY, AnimationConfig
 from .task import AnimationTask, make_task, split_keypoints, train_animation
@@ -34,6 +34,7 @@ class AnimationFamily(GeneratorFamily):
     description = "first-order-motion face animation: a still face moved like a driving video"
     config = AnimationConfig
     fake_options = {"train": 16, "val": 6, "test": 12}   # animated videos per split (benchmarks)
+    blend_hull_scale = HULL_SCALE                          # talking photos paste the grown source hull
 
     # -- build, train, load
     def make_task(self, config: AnimationConfig, faces: FaceSet | None = None) -> AnimationTask:
