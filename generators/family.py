@@ -169,7 +169,8 @@ class GeneratorFamily(ABC):
     # -- the co-evolution game (crop level)
     @abstractmethod
     def game_identities(self, loaded, held_out: list[int]) -> list[int]:
-        """Whose faces its game fakes are made from (e.g. a face swap's own identity pair)."""
+        """Whose frames its game fakes are drawn on, out of the train identities it is given (the crop-level
+        fakes of select_fakes must show what game_fakes makes, or the evasion learns another domain)."""
 
     @abstractmethod
     def select_fakes(self, name: str, loaded, faces: FaceSet, identities: list[int], portion: str, count: int,
