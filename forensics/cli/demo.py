@@ -10,7 +10,7 @@ from pathlib import Path
 
 EPILOG = """\
 examples:
-  forensics demo                      # cpu-small: 21 minutes measured on 2 CPU cores
+  forensics demo                      # cpu-small: 20.5 minutes measured on 2 CPU cores
   forensics demo --preset mini --out /tmp/demo-mini   # the test's miniature, about a minute
   forensics demo --rounds 5 --device cuda
 Interrupted? Run the same command again: finished stages and rounds are reused.
@@ -21,8 +21,9 @@ def add_parser(sub) -> None:
     p = sub.add_parser("demo", help="run the end-to-end demo (what `make demo` runs)",
                        description="Render a synthetic face world, train a detector on self-blended pseudo-fakes, "
                                    "train the face-swap and face-animation generators, co-evolve them against the "
-                                   "detector for a few rounds, register the final detector as `champion`, and scan "
-                                   "a real and a fake video with it.",
+                                   "detector for a few rounds on the product path (a candidate becomes `champion` only "
+                                   "if it beats the incumbent on the held-out panel), and scan a panel real and a "
+                                   "panel fake of the latest face swap with the champion.",
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
     p.add_argument("--out", default="demo", help="output folder (default: demo)")
     p.add_argument("--preset", default="cpu-small", help="cpu-small (default), mini, or a YAML file")

@@ -194,15 +194,16 @@ def step_brief(step: str, record: dict) -> str:
 
 
 def matrix_table(table: dict, columns: list[str]) -> str:
-    """The matrix as text: one row per detector, AUC [95% CI] per column."""
-    width = max(12, *(len(c) for c in columns))
-    lines = [f"{'detector':<9}" + "".join(f"{c:>{width + 2}}" for c in columns)]
-    for name, row in table.items():
-        cells = []
-        for c in columns:
-            value, (low, high) = row[c]["auc"], row[c]["ci"]
-            cells.append("n/a" if value != value else f"{value:.2f} [{low:.2f},{high:.2f}]")
-        lines.append(f"{name:<9}" + "".join(f"{text:>{width + 2}}" for text in cells))
+    """The matrix as text: one row per detector, AUC [95% CI] per column, columns as wide as their widest cell."""
+    def text(value: dict) -> str:
+        auc, (low, high) = value["auc"], value["ci"]
+        return "n/a" if auc != auc else f"{auc:.2f} [{low:.2f},{high:.2f}]"
+
+    cells = {name: [text(row[c]) for c in columns] for name, row in table.items()}
+    widths = [max([len(c)] + [len(r[k]) for r in cells.values()]) for k, c in enumerate(columns)]
+    lines = [f"{'detector':<9}" + "".join(f"  {c:>{w}}" for c, w in zip(columns, widths))]
+    for name, row in cells.items():
+        lines.append(f"{name:<9}" + "".join(f"  {t:>{w}}" for t, w in zip(row, widths)))
     return "\n".join(lines)
 
 
