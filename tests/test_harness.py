@@ -229,7 +229,10 @@ def test_interrupted_run_resumes_at_the_step_it_was_in(parts, tmp_path):
                 continue
         time.sleep(0.02)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err[-2000:]
+    # 130 from the handler; a second Ctrl-C during the shutdown that follows ends the process by SIGINT itself,
+    # which a shell reports as 130 too
+    assert proc.returncode in (130, -signal.SIGINT), err[-2000:]
+    assert "interrupted; finished work has been kept" in err
     state = json.loads((out / "state.json").read_text())
     first = state["rounds"]["1"]
     assert not first["done"] and {"generators", "fakes"} <= set(first["steps"])
