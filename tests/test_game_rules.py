@@ -75,6 +75,24 @@ def test_gate_refuses_drift_below_d0_on_the_native_columns():
     assert decide(candidate, champion, None, **GATE).promote     # the same candidate, without the D0 check
 
 
+def test_gate_allows_no_drop_at_all_below_d0_on_the_native_columns():
+    """Against the champion a drop within the tolerance is noise; against D0 on the native columns it is not
+    allowed, or promotions could each lose a little there."""
+    native = (SBI, "animation")
+    d0 = detector({SBI: 2.0, "animation": 2.0, "faceswap@G1": 0.5})
+    reals, fakes = d0["animation"]
+    lowest = int(np.argmin(fakes))
+    nudged_fakes = fakes.copy()
+    nudged_fakes[lowest] = reals[reals < fakes[lowest]].max() - 1e-6        # now below one more real video
+    candidate = {SBI: d0[SBI], "animation": (reals, nudged_fakes), "faceswap@G1": column(3.0, seed=7)}
+    candidate[UNION] = (REALS, np.concatenate([f for _, f in candidate.values()]))
+    drop = auc(*d0["animation"]) - auc(*candidate["animation"])
+    assert 0 < drop <= GATE["tolerance"]
+    assert decide(candidate, d0, None, **GATE).promote                       # within tolerance of the champion
+    decision = decide(candidate, d0, None, **GATE, d0={c: d0[c] for c in native}, native=native)
+    assert not decision.promote and decision.reason == "challenger: worse than D0 on animation"
+
+
 # ---------------------------------------------------------------- the hinge
 
 class LinearDetector(torch.nn.Module):
@@ -187,3 +205,40 @@ def test_each_round_draws_fresh_targets_and_never_caps(tmp_path):
     assert len({tuple(r.path for r in d) for d in draws}) > 1          # rounds see different targets
     with pytest.raises(ValueError, match="13 fake videos asked for, only 12"):
         sample_targets(rows, 13, np.random.default_rng(0))
+
+
+# ---------------------------------------------------------------- seeds
+
+def seed_summary(d0: dict[str, float], champion: str, rows: dict[str, dict[str, float]]) -> dict:
+    """A summary.json of a 2-round run: D0's first-round row lacks the columns of later versions; the final
+    matrix scores every version on every column."""
+    cell = lambda a: {"auc": a, "ci": [a - 0.1, min(1.0, a + 0.1)], "n_real": 12, "n_fake": 12}  # noqa: E731
+    columns = list(d0)
+    matrix = {"D0": {c: cell(v) for c, v in d0.items()}, **{n: {c: cell(v) for c, v in r.items()}
+                                                            for n, r in rows.items()}}
+    first = {c: cell(d0[c]) for c in columns if not c.endswith("@G2")}
+    records = [{"round": 1, "promoted": champion == "D1", "adversary": "D0", "champion_row": first,
+                "candidate_row": {c: matrix["D1"][c] for c in first}},
+               {"round": 2, "promoted": champion == "D2", "adversary": "D1" if champion == "D1" else "D0",
+                "champion_row": matrix["D1" if champion == "D1" else "D0"], "candidate_row": matrix["D2"]}]
+    return {"rounds": records, "panel_columns": columns, "panel_matrix": matrix, "champion": {"name": champion}}
+
+
+def test_seeds_compare_d0_and_the_final_champion_on_every_final_column():
+    from forensics.harness.seeds import aggregate_seeds, seeds_table
+
+    cols = ("sbi", "animation", "faceswap@G0", "faceswap@G1", "faceswap@G2", "union")
+    d0 = dict(zip(cols, (0.90, 0.80, 0.95, 0.70, 0.60, 0.75)))
+    up = lambda gain: {c: min(1.0, v + gain) for c, v in d0.items()}   # noqa: E731
+    summaries = {0: seed_summary(d0, "D2", {"D1": up(0.01), "D2": up(0.05)}),
+                 1: seed_summary(d0, "D0", {"D1": up(-0.02), "D2": up(-0.01)}),
+                 2: seed_summary(d0, "D1", {"D1": up(0.10), "D2": up(0.0)})}
+    aggregate = aggregate_seeds(summaries)
+    assert set(aggregate["final"]) == set(cols)                        # G2 came after D0's first round
+    held_out = aggregate["final"]["animation"]
+    assert held_out["D0"]["mean"] == pytest.approx(0.80) and held_out["D0"]["sd"] == pytest.approx(0.0)
+    assert held_out["champion"]["mean"] == pytest.approx(np.mean([0.85, 0.80, 0.90]))
+    assert (held_out["champion"]["min"], held_out["champion"]["max"]) == pytest.approx((0.80, 0.90))
+    assert aggregate["rounds"][2]["promoted"] == 1 and aggregate["rounds"][1]["runs"] == 3
+    table = seeds_table(aggregate)
+    assert "faceswap@G2" in table and "0.850 ± 0.050 [0.800, 0.900]" in table

@@ -11,8 +11,9 @@ bootstrap), column by column:
   lies above zero.
 
 A candidate is promoted only if no column is worse and it is better on the union; and, so that promotions
-cannot drift down step by step, it must not be worse than D0 either on the native columns (self-blends and
-the held-out family: what the game does not train on). Before that, a candidate whose calibration was
+cannot drift down step by step, its AUC must not be below D0's at all on the native columns (self-blends
+and the held-out family: what the game does not train on; no tolerance there, since small drops would add up
+over promotions and these columns are what the product promises beyond the game). Before that, a candidate whose calibration was
 refused (Platt slope <= 0) or that scores any panel column below chance (AUC < 0.5) is refused outright.
 Everything else becomes a challenger, with the reason.
 """
@@ -115,7 +116,7 @@ def decide(candidate: dict | None, champion: dict, refused: str | None, n: int, 
     if worse:
         return Decision(False, f"challenger: worse than the champion on {', '.join(worse)}", columns)
     if d0 is not None and native:
-        regressed = [c.column for c in compare({c: candidate[c] for c in native}, d0, n, confidence, tolerance,
+        regressed = [c.column for c in compare({c: candidate[c] for c in native}, d0, n, confidence, 0.0,
                                                seed + 1) if c.worse]
         if regressed:
             return Decision(False, f"challenger: worse than D0 on {', '.join(regressed)}", columns)

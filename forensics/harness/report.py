@@ -158,11 +158,14 @@ def slices(table: dict, record: dict) -> dict:
 # ---------------------------------------------------------------------- files and tables
 
 def summary_document(config, records: list[dict], doc: dict, parent, panel: Panel) -> dict:
-    """summary.json: the config, every round's record, the champion, the panel and where the runs are."""
+    """summary.json: the config, every round's record, the champion, the panel with its matrix after the last
+    round (every detector version on every column) and where the runs are."""
+    last = str(records[-1]["round"]) if records else None
+    matrix = doc["rounds"][last]["steps"]["panel"]["matrix"] if last else None
     return {"config": config.to_dict(), "config_hash": config.config_hash(), "rounds": records,
             "champion": doc.get("champion"), "setup": doc.get("setup"), "panel_hash": panel.digest(),
-            "panel_columns": panel.columns, "panel_no_face": panel.no_face, "parent_run_id": parent.run_id,
-            "tracking_uri": parent.tracking_uri}
+            "panel_columns": panel.columns, "panel_matrix": matrix, "panel_no_face": panel.no_face,
+            "parent_run_id": parent.run_id, "tracking_uri": parent.tracking_uri}
 
 
 def finite(metrics: dict) -> dict[str, float]:

@@ -33,7 +33,9 @@ def run_seeds(config, out_dir: str | Path, seeds: list[int], progress: bool = Tr
 
 
 def aggregate_seeds(summaries: dict[int, dict]) -> dict:
-    """Mean, standard deviation and range over seeds of every round's panel AUCs, and D0 vs the final champion."""
+    """Mean, standard deviation and range over seeds of every round's panel AUCs, and D0 vs the final champion
+    on every column of the final panel (both read from the last round's matrix, which scores every version on
+    columns added after D0's own rounds)."""
     rounds: dict[int, dict] = {}
     final: dict[str, dict[str, list[float]]] = {}
     for seed, summary in summaries.items():
@@ -43,13 +45,11 @@ def aggregate_seeds(summaries: dict[int, dict]) -> dict:
             for role, row in (("champion", record["champion_row"]), ("candidate", record["candidate_row"] or {})):
                 for column, value in row.items():
                     entry[role].setdefault(column, []).append(value["auc"])
-        last = summary["rounds"][-1]
-        champion_row = last["candidate_row"] if last["promoted"] else last["champion_row"]
-        first = summary["rounds"][0]["champion_row"] if summary["rounds"][0]["adversary"] == "D0" else None
-        for column, value in (champion_row or {}).items():
-            final.setdefault(column, {"D0": [], "champion": []})["champion"].append(value["auc"])
-            if first is not None:
-                final[column]["D0"].append(first[column]["auc"])
+        matrix = summary["panel_matrix"]           # after the last round: every version on every column
+        for column in summary["panel_columns"]:
+            entry = final.setdefault(column, {"D0": [], "champion": []})
+            entry["D0"].append(matrix["D0"][column]["auc"])
+            entry["champion"].append(matrix[summary["champion"]["name"]][column]["auc"])
     spread = lambda xs: {"mean": float(np.mean(xs)), "sd": float(np.std(xs, ddof=1)) if len(xs) > 1 else 0.0,  # noqa: E731
                          "min": float(np.min(xs)), "max": float(np.max(xs)), "n": len(xs)}
     return {"seeds": sorted(summaries),
