@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import save_file
 
 import detectors
+import forensics.weights as weights
 from detectors import (
     DEFAULT_DETECTOR,
     DetectorLoadError,
@@ -19,8 +20,10 @@ from detectors import (
     create_detector,
     list_detectors,
     load_detector,
+    predict_logits,
     save_detector,
 )
+from detectors.calibrate import CalibrationError, calibrate
 from forensics.io import sha256_file
 
 REQUIRED = {"mobilenetv3-small", "mobilenetv3-small-freq", "xception", "efficientnet-b0", "efficientnet-b4"}
@@ -293,7 +296,6 @@ def test_load_errors_are_one_line_and_name_the_file(tmp_path):
 
 def test_ctrl_c_during_a_load_is_an_interrupt_after_the_load_not_a_bad_file(tmp_path, monkeypatch):
     """torch turns a KeyboardInterrupt inside its C++ into a ValueError; a resumable run must see Ctrl-C."""
-    import forensics.weights as weights
     import signal
 
     good = save_detector(tmp_path / "good", create_detector(input_size=64), {})
@@ -351,8 +353,6 @@ def test_aggregate_methods_and_bad_input():
 # ---------------------------------------------------------------- calibration: the one recipe
 
 def test_calibrate_fits_platt_and_sets_the_video_threshold_between_the_classes():
-    from detectors.calibrate import calibrate
-
     rng = np.random.default_rng(0)
     real, fake = rng.normal(-2.0, 1.0, (6, 8)), rng.normal(2.0, 1.0, (6, 8))   # 6 videos x 8 frames each
     logits = np.concatenate([real.ravel(), fake.ravel()])
@@ -368,8 +368,6 @@ def test_calibrate_fits_platt_and_sets_the_video_threshold_between_the_classes()
 
 
 def test_calibrate_refuses_inverted_flat_and_one_class_data_in_one_line():
-    from detectors.calibrate import CalibrationError, calibrate
-
     labels = np.r_[np.zeros(20), np.ones(20)].astype(int)
     inverted = np.r_[np.full(20, 2.0), np.full(20, -2.0)] + np.linspace(0, 0.1, 40)
     flat = np.full(40, 0.04)
@@ -382,8 +380,6 @@ def test_calibrate_refuses_inverted_flat_and_one_class_data_in_one_line():
 
 
 def test_predict_logits_matches_the_loaded_detector_and_restores_train_mode(tmp_path):
-    from detectors import create_detector, load_detector, predict_logits, save_detector
-
     model = create_detector("mobilenetv3-small", input_size=64)
     save_detector(tmp_path / "m", model, {"threshold": 0.5})
     loaded = load_detector(tmp_path / "m")

@@ -11,6 +11,7 @@ import torch
 from forensics.harness.fakes import WorldRoles, sample_targets
 from forensics.harness.gate import auc, decide
 from forensics.harness.panel import SBI, UNION, Panel, PanelError
+from forensics.harness.seeds import aggregate_seeds, seeds_table
 from generators.evasion import evasion_terms, hinge
 
 RNG = np.random.default_rng(0)
@@ -225,8 +226,6 @@ def seed_summary(d0: dict[str, float], champion: str, rows: dict[str, dict[str, 
 
 
 def test_seeds_compare_d0_and_the_final_champion_on_every_final_column():
-    from forensics.harness.seeds import aggregate_seeds, seeds_table
-
     cols = ("sbi", "animation", "faceswap@G0", "faceswap@G1", "faceswap@G2", "union")
     d0 = dict(zip(cols, (0.90, 0.80, 0.95, 0.70, 0.60, 0.75)))
     up = lambda gain: {c: min(1.0, v + gain) for c, v in d0.items()}   # noqa: E731

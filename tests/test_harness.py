@@ -23,6 +23,33 @@ import numpy as np
 import pytest
 import torch
 
+from detectors import load_detector, save_detector
+from detectors.task import DetectorTrainConfig
+from detectors.train import train_detector
+from forensics.cli.main import main
+from forensics.data.cache import CacheConfig
+from forensics.data.prepare import cache_dataset
+from forensics.harness import CoevolveConfig, run_coevolution
+from forensics.harness.evasion import evade, g0_quality
+from forensics.harness.fakes import WorldRoles
+from forensics.harness.panel import Panel
+from forensics.harness.quality import quality_selection
+from forensics.harness.rounds import Harness
+from forensics.harness.state import STEPS
+from forensics.io import read_jsonl
+from forensics.media import probe
+from forensics.probes import ProbeTrainConfig, train_probes
+from forensics.synthetic import WorldConfig, generate_world
+from forensics.synthetic.faceset import load_faceset
+from forensics.tracking import offline as off
+from forensics.tracking import resolve_model
+from forensics.training import Trainer
+from generators.animation import AnimationConfig, train_animation
+from generators.evasion import ProductSurrogate
+from generators.faceswap import FaceswapConfig, FaceswapModelConfig, make_task, save_generator
+from generators.faceswap.model import FaceswapAutoencoder
+from generators.family import FakeBatch
+from generators.registry import get_generator
 from test_tracking import empty_db, kill, mlflow_server, store  # noqa: F401  (fixtures reused)
 
 SIZE = 32
@@ -41,15 +68,6 @@ def parts(tmp_path_factory):
     """World, generators (the face swap on two train identities) and a detector taught self-blends."""
     import torch
 
-    from detectors.task import DetectorTrainConfig
-    from detectors.train import train_detector
-    from forensics.data.cache import CacheConfig
-    from forensics.data.prepare import cache_dataset
-    from forensics.synthetic import WorldConfig, generate_world
-    from forensics.synthetic.faceset import load_faceset
-    from forensics.training import Trainer
-    from generators.animation import AnimationConfig, train_animation
-    from generators.faceswap import FaceswapConfig, make_task
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("harness")
@@ -77,8 +95,6 @@ def parts(tmp_path_factory):
 
 
 def mini_config(parts, **overrides):
-    from forensics.harness import CoevolveConfig
-
     generators = [{"family": "faceswap", "checkpoint": str(parts["faceswap"])},
                   {"family": "animation", "checkpoint": str(parts["animation"])}]
     overrides = {"held_out_family": "animation", **overrides}
@@ -117,15 +133,6 @@ ROUND_METRICS = [f"panel_champion/{c.replace('@', '_at_')}" for c in COLUMNS] + 
 # ---------------------------------------------------------------- one round, end to end
 
 def test_one_round_on_the_product_path_with_panel_gate_and_registry(parts, store):
-    from detectors import load_detector
-    from forensics.harness import run_coevolution
-    from forensics.harness.fakes import WorldRoles
-    from forensics.harness.panel import Panel
-    from forensics.harness.state import STEPS
-    from forensics.io import read_jsonl
-    from forensics.media import probe
-    from forensics.tracking import resolve_model
-
     out = store / "coevolve"
     config = mini_config(parts)
     (record,) = run_coevolution(config, out, register=True, progress=False)
@@ -264,10 +271,6 @@ def test_interrupted_run_resumes_at_the_step_it_was_in(parts, tmp_path):
 @pytest.fixture(scope="session")
 def move_parts(parts, tmp_path_factory):
     """What a face-swap move needs: its crops, the probes, G0's quality and the fixed quality selection."""
-    from forensics.harness.evasion import g0_quality
-    from forensics.harness.quality import quality_selection
-    from forensics.probes import ProbeTrainConfig, train_probes
-    from generators.registry import get_generator
 
     family = get_generator("faceswap")
     loaded = family.load(parts["faceswap"])
@@ -283,8 +286,6 @@ def move_parts(parts, tmp_path_factory):
 
 
 def evade_with(parts, move, tmp_path, tag: str, detector=None, **overrides) -> dict:
-    from forensics.harness.evasion import evade
-
     config = dataclasses.replace(move["config"], **overrides)
     return evade("faceswap", parts["faceswap"], move["crops"], move["ids"], detector or parts["detector"], config,
                  tmp_path / f"gen_{tag}", tmp_path / f"work_{tag}", seed=0, g0=move["g0"], probes=move["probes"],
@@ -292,9 +293,6 @@ def evade_with(parts, move, tmp_path, tag: str, detector=None, **overrides) -> d
 
 
 def swap_logits(parts, move, checkpoint) -> np.ndarray:
-    from detectors import load_detector
-    from generators.registry import get_generator
-
     family = get_generator("faceswap")
     fakes = family.draw_fakes(family.load(checkpoint), move["crops"], move["selection"]).images
     return load_detector(parts["detector"]).logits(fakes)
@@ -308,7 +306,6 @@ def weights_of(checkpoint) -> dict:
 
 def with_threshold_shift(parts, directory, shift: float):
     """The fixture's detector with its decision threshold moved by `shift` logits (same weights)."""
-    from detectors import load_detector, save_detector
 
     loaded = load_detector(parts["detector"])
     meta = {k: v for k, v in loaded.meta.items() if k not in ("format", "detector", "weights_sha256")}
@@ -316,8 +313,6 @@ def with_threshold_shift(parts, directory, shift: float):
 
 
 def test_the_move_lowers_the_champions_logits_and_stops_at_its_threshold(parts, move_parts, tmp_path):
-    from detectors import load_detector
-
     budget = {"id_retrieval": 1.0, "landmark_error": 100.0, "reconstruction": 100.0}
     strict = with_threshold_shift(parts, tmp_path / "strict", -1000.0)     # calls every fake fake
     lenient = with_threshold_shift(parts, tmp_path / "lenient", 1000.0)    # calls every fake real
@@ -351,9 +346,6 @@ def test_a_move_over_the_quality_budget_is_halved_then_refused(parts, move_parts
 def test_the_surrogate_shows_the_fake_face_in_sharp_surroundings_and_keeps_gradients(parts, move_parts):
     """The evasion's detector sees what `detect` crops from a fake video: an upsampled face blended into the
     frame's own detector-size crop, not a crop that is blurry everywhere."""
-    from forensics.synthetic.faceset import load_faceset
-    from generators.evasion import ProductSurrogate
-    from generators.family import FakeBatch
 
     crops = move_parts["crops"]
     context = load_faceset(parts["world"], size=2 * SIZE, margin=0.25, identities=move_parts["ids"])
@@ -390,9 +382,6 @@ def test_the_surrogate_shows_the_fake_face_in_sharp_surroundings_and_keeps_gradi
 def test_server_dying_mid_round_keeps_every_round_metric(parts, store, mlflow_server, empty_db, monkeypatch):
     import shutil
 
-    from forensics.harness import run_coevolution
-    from forensics.harness.rounds import Harness
-    from forensics.tracking import offline as off
 
     proc, url = mlflow_server
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
@@ -424,9 +413,6 @@ def test_server_dying_mid_round_keeps_every_round_metric(parts, store, mlflow_se
 def test_command_line_help_and_one_line_errors(parts, tmp_path, capsys):
     import yaml
 
-    from forensics.cli.main import main
-    from generators.faceswap import FaceswapModelConfig, save_generator
-    from generators.faceswap.model import FaceswapAutoencoder
 
     with pytest.raises(SystemExit) as exit_:
         main(["coevolve", "--help"])

@@ -15,8 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from detectors import create_detector, load_detector, save_detector
+from forensics.cli import ui as ui_command
 from forensics.tracking import offline as off
 from forensics.tracking import registry, resolve_model, set_model_alias, start_run
+from forensics.tracking import ui as tracking_ui
 
 
 @pytest.fixture(scope="module")
@@ -144,8 +147,6 @@ NAME = "forensics-detector"      # the tracking core registers whatever name it 
 
 
 def test_register_and_resolve_model(store):
-    from detectors import create_detector, load_detector, save_detector
-
     with start_run("detectors", run_name="train") as run:
         v1 = run.register_model(save_detector(store / "m1", create_detector(), {"threshold": 0.3}), NAME,
                                 alias="challenger")
@@ -308,27 +309,23 @@ def test_server_going_away_mid_run_loses_nothing(store, mlflow_server, empty_db,
 # ---------------------------------------------------------------- forensics ui
 
 def ui_parser():
-    from forensics.cli import ui
-
     parser = argparse.ArgumentParser(prog="forensics")
-    ui.add_parser(parser.add_subparsers(dest="command"))
+    ui_command.add_parser(parser.add_subparsers(dest="command"))
     return parser
 
 
 def test_ui_help_and_command_line(store, capsys):
-    from forensics.tracking import ui
-
     with pytest.raises(SystemExit) as exit_:
         ui_parser().parse_args(["ui", "--help"])
     assert exit_.value.code == 0 and "--port" in capsys.readouterr().out
 
     uri = f"sqlite:///{store / 'mlflow.db'}"
-    command = ui.build_command(uri, host="0.0.0.0", port=5123)
+    command = tracking_ui.build_command(uri, host="0.0.0.0", port=5123)
     assert command[:4] == [sys.executable, "-m", "mlflow", "server"]
     assert command[command.index("--backend-store-uri") + 1] == uri
     assert command[command.index("--port") + 1] == "5123" and command[command.index("--host") + 1] == "0.0.0.0"
     with pytest.raises(ValueError, match="already a tracking server"):
-        ui.build_command("http://127.0.0.1:5000")
+        tracking_ui.build_command("http://127.0.0.1:5000")
 
     args = ui_parser().parse_args(["ui", "--port", "5055", "--print-command"])
     assert args.func(args) == 0 and uri in capsys.readouterr().out
