@@ -76,12 +76,15 @@ class ProductSurrogate:
         self.faces, self.context, self.hull_scale, self.blur = faces, context, float(hull_scale), float(blur)
         self.context_row = np.array([where[k] for k in keys], np.int64)
         self.size = int(context.size)
+        self._alphas: dict[int, np.ndarray] = {}     # a row's mask is drawn once, not at every evasion step
 
     def alpha(self, rows: np.ndarray) -> np.ndarray:
         """float [B, S, S]: the feathered face hull of each faces row, in context pixels."""
         scale = self.size / self.faces.size
-        return np.stack([feather_mask(fill_polygon((self.size, self.size), face_polygon(
-            self.faces.landmarks[r] * scale, "face", self.hull_scale)), 0.0, self.blur) for r in rows])
+        for r in set(map(int, rows)) - set(self._alphas):
+            self._alphas[r] = feather_mask(fill_polygon((self.size, self.size), face_polygon(
+                self.faces.landmarks[r] * scale, "face", self.hull_scale)), 0.0, self.blur)
+        return np.stack([self._alphas[int(r)] for r in rows])
 
     def __call__(self, fakes: torch.Tensor, batch: FakeBatch) -> torch.Tensor:
         """float fakes [B, 3, s, s] at the generator's size -> [B, 3, S, S] in their sharp surroundings."""

@@ -13,8 +13,9 @@ bootstrap), column by column:
 A candidate is promoted only if no column is worse and it is better on the union; and, so that promotions
 cannot drift down step by step, its AUC must not be below D0's at all on the native columns (self-blends
 and the held-out family: what the game does not train on; no tolerance there, since small drops would add up
-over promotions and these columns are what the product promises beyond the game). Before that, a candidate whose calibration was
-refused (Platt slope <= 0) or that scores any panel column below chance (AUC < 0.5) is refused outright.
+over promotions and these columns are what the product promises beyond the game). Before that, a candidate
+whose calibration was refused (Platt slope <= 0) or that scores any panel column below chance (AUC < 0.5) is
+refused outright.
 Everything else becomes a challenger, with the reason.
 """
 from __future__ import annotations
@@ -24,8 +25,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from forensics.harness.panel import UNION
-
-NAN = float("nan")
+from forensics.metrics.bootstrap import percentile_interval
+from forensics.metrics.ranking import NAN
 
 
 def auc(reals: np.ndarray, fakes: np.ndarray) -> float:
@@ -48,18 +49,11 @@ def bootstrap_aucs(reals: np.ndarray, fakes: np.ndarray, real_idx: np.ndarray, f
     return np.array([auc(reals[r], fakes[f]) for r, f in zip(real_idx, fake_idx)])
 
 
-def interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return NAN, NAN
-    low, high = np.percentile(values, [50 * (1 - confidence), 50 * (1 + confidence)])
-    return float(low), float(high)
-
-
 def cell(reals: np.ndarray, fakes: np.ndarray, n: int, confidence: float, seed: int) -> dict:
     """{"auc", "ci": [low, high], "n_real", "n_fake"} of one detector on one column."""
     real_idx, fake_idx = resamples(len(reals), len(fakes), n, seed)
-    return {"auc": auc(reals, fakes), "ci": list(interval(bootstrap_aucs(reals, fakes, real_idx, fake_idx), confidence)),
+    aucs = bootstrap_aucs(reals, fakes, real_idx, fake_idx)
+    return {"auc": auc(reals, fakes), "ci": list(percentile_interval(aucs, 1 - confidence)),
             "n_real": int(len(reals)), "n_fake": int(len(fakes))}
 
 
@@ -93,7 +87,7 @@ def compare(candidate: dict[str, tuple[np.ndarray, np.ndarray]], champion: dict[
         deltas = bootstrap_aucs(c_reals, c_fakes, real_idx, fake_idx) - bootstrap_aucs(i_reals, i_fakes, real_idx,
                                                                                         fake_idx)
         a, b = auc(c_reals, c_fakes), auc(i_reals, i_fakes)
-        low, high = interval(deltas, confidence)
+        low, high = percentile_interval(deltas, 1 - confidence)
         out.append(ColumnComparison(column, a, b, a - b, (low, high), bool(a - b < -tolerance or high < 0)))
     return out
 

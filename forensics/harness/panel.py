@@ -146,6 +146,7 @@ class PanelScorer:
         self.panel, self.cache, self.store, self.seed = panel, cache, Path(store), seed
         self._entries = {e.source: e for e in cache.entries()}
         self._blends: dict[str, np.ndarray] = {}     # real video -> its self-blends (the same for every detector)
+        self._reals: CropSet | None = None
 
     def scores(self, detector: LoadedDetector) -> dict[str, float]:
         """{video path: logit} for every panel video, plus "<real path>#sbi" for the self-blend of each real."""
@@ -175,11 +176,11 @@ class PanelScorer:
     def blends(self, video: str) -> np.ndarray:
         """The self-blend of each cached crop of a real panel video, seeded by the video and the crop."""
         if video not in self._blends:
-            crops = CropSet(self.cache, None)
-            crops.refs = [r for r in crops.refs if r.video == video]
+            if self._reals is None:                   # the real videos are all cached at setup
+                self._reals = CropSet(self.cache, None)
             self._blends[video] = np.stack([
-                pseudo_fake(crops, ref, np.random.default_rng([self.seed, _key(video), ref.index])).image
-                for ref in crops.refs])
+                pseudo_fake(self._reals, ref, np.random.default_rng([self.seed, _key(video), ref.index])).image
+                for ref in self._reals.refs if ref.video == video])
         return self._blends[video]
 
     def crops(self, video: str) -> np.ndarray:

@@ -2,8 +2,8 @@
 
 One checkpoint covers one identity pair (a, b). Game fakes: a or b put onto the videos of any train identity
 (`swap_video`, as `forensics fake swap`); their crop-level twins for evasion and quality are crops of the same
-identities' frames drawn by the pair's other decoder, pasted into the target crop through the learned mask. Benchmark fakes:
-`swap_video` on whole videos of the pair, the first video of each for train and the others for test
+identities' frames drawn by the pair's other decoder, pasted into the target crop through the learned mask.
+Benchmark fakes: `swap_video` on whole videos of the pair, the first video of each for train and the others for test
 (optionally also reconstructions through the identity's own decoder). Evasion base: the pair's own
 reconstruction training from the loaded weights, adversary off. Quality: unwarped reconstruction L1 of
 both identities (lower is better).
