@@ -39,6 +39,7 @@ CACHE_VERSION = 2
 class CacheConfig:
     frames: int = 16                 # frames sampled evenly per video (images give one)
     every: int | None = None         # or every k-th frame instead (overrides `frames`)
+    clip_len: int | None = None      # take `frames` as windows of this many consecutive frames (clip models)
     crop_size: int = 224
     margin: float = 0.25
     faces: FaceConfig = field(default_factory=FaceConfig)
@@ -53,8 +54,10 @@ class CacheConfig:
         return CropSpec(self.crop_size, self.margin)
 
     def detection_key(self) -> str:
-        return _digest({"frames": self.frames, "every": self.every, "faces": self.faces.to_dict(),
-                        "version": CACHE_VERSION})
+        sampling = {"frames": self.frames, "every": self.every, "faces": self.faces.to_dict(), "version": CACHE_VERSION}
+        if self.clip_len and self.clip_len > 1 and not self.every:   # keys of older caches stay as they were
+            sampling["clip_len"] = self.clip_len
+        return _digest(sampling)
 
     def crop_key(self) -> str:
         return _digest({"crop_size": self.crop_size, "margin": self.margin})
@@ -113,6 +116,12 @@ class FaceCache:
         self._entries: dict[str, CacheEntry] = {
             rec["source"]: CacheEntry.from_dict(rec) for rec in read_jsonl(self.index_path) if "source" in rec
         }
+
+    @classmethod
+    def open(cls, root: str | os.PathLike) -> "FaceCache":
+        """An existing cache with the settings it was built with (settings.json)."""
+        settings = json.loads((Path(root) / "settings.json").read_text())
+        return cls(root, CacheConfig(**settings["config"]))
 
     # ------------------------------------------------------------------ reading
     def entries(self, split: str | None = None, label: str | None = None,
@@ -238,7 +247,8 @@ class FaceCache:
             return entry
         cfg = self.config
         try:
-            sample = sample_frames(row.path, n=None if cfg.every else cfg.frames, every=cfg.every)
+            sample = sample_frames(row.path, n=None if cfg.every else cfg.frames, every=cfg.every,
+                                   clip_len=None if cfg.every else cfg.clip_len)
             images = [f.image for f in sample.frames]
             result = self.face_pipeline().run(images, [f.index for f in sample.frames],
                                                [f.t for f in sample.frames])
@@ -261,7 +271,7 @@ class FaceCache:
         wanted = sorted({f["frame"] for f in old.faces})
         try:
             sample = sample_frames(row.path, n=None if self.config.every else self.config.frames,
-                                   every=self.config.every)
+                                   every=self.config.every, clip_len=None if self.config.every else self.config.clip_len)
         except Exception as exc:
             return CacheEntry(**{**asdict(entry), "status": "error", "error": _one_line(str(exc))})
         images = {f.index: f.image for f in sample.frames if f.index in wanted}

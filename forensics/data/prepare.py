@@ -25,7 +25,8 @@ class CachedDataset:
 def cache_dataset(root: str | Path, config: CacheConfig, dataset: str | None = None,
                   cache_dir: str | Path | None = None, split: str | None = None, limit: int | None = None,
                   progress: bool = True) -> CachedDataset:
-    """Cache the faces of the dataset at `root` (default cache folder: ROOT/face_cache); `split` keeps one
+    """Cache the faces of the dataset at `root` (default cache folder: ROOT/face_cache, or
+    ROOT/face_cache_clips for a cache of clips); `split` keeps one
     split, `limit` the first N clips (quick looks)."""
     root = Path(root)
     if not root.exists():
@@ -41,5 +42,8 @@ def cache_dataset(root: str | Path, config: CacheConfig, dataset: str | None = N
         rows = [r for r in rows if r.split == split]
     if limit:
         rows = rows[:limit]
-    cache = FaceCache(Path(cache_dir) if cache_dir else root / "face_cache", config)
+    # Clip caches (windows of consecutive frames) live apart, so a frame and a clip detector trained on the
+    # same dataset do not invalidate each other's crops.
+    default = "face_cache_clips" if config.clip_len and config.clip_len > 1 else "face_cache"
+    cache = FaceCache(Path(cache_dir) if cache_dir else root / default, config)
     return CachedDataset(cache, cache.build(rows, progress=progress), dataset, rows)

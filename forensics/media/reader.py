@@ -81,22 +81,23 @@ def _open_video(p: Path, demuxer: str | None, recognised: bool) -> VideoSource:
 
 
 def sample_frames(path: str | os.PathLike, n: int | None = None, every: int | None = None,
-                  max_frames: int | None = None) -> FrameSample:
+                  max_frames: int | None = None, clip_len: int | None = None) -> FrameSample:
     """Frames from a video or image.
 
     n: N frames evenly spaced over the video (first and last included); seeks when targets are
        further apart than a keyframe interval. every: frames 0, k, 2k, ... Neither: every frame.
+    clip_len (with n): the n frames as evenly spread windows of clip_len consecutive frames.
     max_frames caps the count. A damaged video yields what could be decoded with complete=False and
     a one-line warning; MediaError only when nothing at all can be decoded.
     """
-    _check_counts(n=n, every=every, max_frames=max_frames)
+    _check_counts(n=n, every=every, max_frames=max_frames, clip_len=clip_len)
     if n is not None and every is not None:
         raise ValueError("sample_frames: pass n or every, not both")
     p, kind, demuxer, recognised = _route(path)
     if kind == IMAGE:
         return _image_sample(p, recognised)
     with _open_video(p, demuxer, recognised) as source:
-        return sample_video(source, n=n, every=every, max_frames=max_frames)
+        return sample_video(source, n=n, every=every, max_frames=max_frames, clip_len=clip_len)
 
 
 def iter_frames(path: str | os.PathLike, every: int = 1) -> "FrameIterator":

@@ -1,4 +1,8 @@
-"""Choosing and decoding frames from a video: every frame, every k-th, or N spread evenly.
+"""Choosing and decoding frames from a video: every frame, every k-th, N spread evenly, or N in clips.
+
+Clips (N frames as N / L windows of L consecutive frames, the windows spread evenly) are what a temporal
+detector needs: motion and flicker live between neighbouring frames, which evenly spread frames of a long
+video never are. A frame detector loses nothing by them, so `forensics detect` samples clips by default.
 
 N evenly spaced frames from a long video are fetched by seeking (jump to the keyframe before each
 target, decode forward to it) when the targets are further apart than a keyframe interval; otherwise
@@ -36,6 +40,18 @@ def evenly_spaced(total: int, n: int) -> list[int]:
     return sorted({int(i) for i in np.round(np.linspace(0, total - 1, n))})
 
 
+def clip_windows(total: int, n: int, clip_len: int) -> list[int]:
+    """N indices as ceil(N / clip_len) windows of clip_len consecutive frames, the windows' starts spread
+    evenly over [0, total - clip_len] (first and last window included); all indices when n >= total.
+    A video shorter than one window gives all its frames."""
+    if n >= total or clip_len >= total:
+        return list(range(total))
+    clip_len = max(1, min(clip_len, n))
+    windows = max(1, -(-n // clip_len))
+    starts = evenly_spaced(total - clip_len + 1, windows)
+    return sorted({s + k for s in starts for k in range(clip_len)})
+
+
 def keyframe_interval(stream) -> int | None:
     """Average frames per keyframe from the container index (MP4, AVI); None when there is none."""
     try:
@@ -58,18 +74,21 @@ def choose_strategy(total: int | None, n: int, interval: int | None, has_timesta
 
 
 def sample_video(source: VideoSource, n: int | None = None, every: int | None = None,
-                 max_frames: int | None = None, strategy: str | None = None) -> FrameSample:
+                 max_frames: int | None = None, strategy: str | None = None,
+                 clip_len: int | None = None) -> FrameSample:
     """Frames from an open video. For n, `strategy` forces "seek" (a seek per target) or "scan"
-    (one forward pass) instead of the automatic choice."""
+    (one forward pass) instead of the automatic choice; `clip_len` takes the n frames as windows of
+    that many consecutive frames (clip_windows)."""
     if n is None:
         return _scan_selected(source, every=every or 1, limit=max_frames)
     n = min(n, max_frames) if max_frames else n
     total = source.info.frames or _count_frames(source)
     if not total:
         return _scan_selected(source, every=1, limit=n)
-    targets = evenly_spaced(total, n)
+    targets = clip_windows(total, n, clip_len) if clip_len and clip_len > 1 else evenly_spaced(total, n)
+    jumps = -(-len(targets) // clip_len) if clip_len and clip_len > 1 else len(targets)
     interval = keyframe_interval(source.stream)
-    chosen = strategy or choose_strategy(total, len(targets), interval, source.clock.has_timestamps)
+    chosen = strategy or choose_strategy(total, jumps, interval, source.clock.has_timestamps)
     if chosen == SEEK and source.clock.has_timestamps and _seekable(source):
         # Automatic seeking still decodes forward to a target less than a keyframe interval ahead.
         forward = 0 if strategy == SEEK else (interval or DEFAULT_KEYFRAME_INTERVAL)
