@@ -6,7 +6,7 @@ Importing the package registers every architecture family (mobilenet, xception, 
 light enough for `forensics detect`; the training side (task, batches, train, calibrate, evaluate, promote)
 is imported from its modules.
 """
-from detectors import efficientnet, mobilenet, xception  # noqa: F401  (registration side effect)
+from detectors import efficientnet, mobilenet, temporal, xception  # noqa: F401  (registration side effect)
 from detectors.aggregate import AGGREGATORS, aggregate_scores
 from detectors.checkpoint import FORMAT, DetectorLoadError, LoadedDetector, load_detector, save_detector
 from detectors.config import DetectorConfig

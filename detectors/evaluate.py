@@ -64,11 +64,16 @@ def log_evaluation(run, split: str, samples: Sequence[Sample], report: dict, thr
         idx = [i for i, s in enumerate(samples) if s.label == label]
         idx = sorted(idx, key=lambda i: order * frame_probs[i])[:HARDEST]
         if idx:
-            grid = sample_grid([samples[i].image for i in idx],
+            grid = sample_grid([_still(samples[i].image) for i in idx],
                                [f"p={frame_probs[i]:.2f} f{samples[i].frame}" for i in idx], ncols=8)
             run.log_image(grid, f"{split}/{name}.png")
             names.append(f"{split}/{name}.png")
     return names
+
+
+def _still(image: np.ndarray) -> np.ndarray:
+    """A crop as it is; a clip [T, H, W, 3] by its middle frame."""
+    return image[len(image) // 2] if image.ndim == 4 else image
 
 
 def epoch_figures(run, report: dict, epoch: int) -> None:

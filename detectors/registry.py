@@ -17,6 +17,11 @@ def register_detector(fn: Callable[..., Any]) -> Callable[..., Any]:
     return DETECTORS.register()(fn)
 
 
+def detector_kind(name: str) -> str:
+    """"frame" (a crop in, FrameDetector) or "clip" (T consecutive crops of one track in, ClipDetector)."""
+    return getattr(DETECTORS.get(name), "kind", "frame")
+
+
 def list_detectors() -> list[str]:
     return DETECTORS.names()
 

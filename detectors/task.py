@@ -20,7 +20,7 @@ from detectors.batches import BatchSource
 from detectors.checkpoint import load_detector
 from detectors.evaluate import epoch_figures, score_report
 from detectors.predict import predict_logits
-from detectors.registry import DEFAULT_DETECTOR, create_detector
+from detectors.registry import DEFAULT_DETECTOR, create_detector, detector_kind
 from forensics.data.crops import Sample, stack
 from forensics.presets import read_preset
 
@@ -36,6 +36,9 @@ class DetectorTrainConfig:
     crop_size: int = 128                   # cache crops (aligned at this size)
     margin: float = 0.25
     frames_per_video: int = 16             # cache sampling
+    clip_len: int | None = None            # clip detectors: frames per clip (cache samples windows of them)
+    temporal_kinds: list[str] | None = None   # clip detectors: pseudo-fake kinds trained on (None: all)
+    held_out_kinds: list[str] = field(default_factory=list)   # ... and kinds never trained on, reported apart
     epochs: int = 8
     batch_size: int = 32
     grad_accum: int = 1
@@ -87,6 +90,8 @@ class DetectorTask:
             self.model, self.start_meta = loaded.model, loaded.meta
         else:
             overrides = {"pretrained_file": self.config.pretrained_file, "input_size": self.config.input_size}
+            if detector_kind(self.config.detector) == "clip":
+                overrides["clip_len"] = self.config.clip_len
             self.model = create_detector(self.config.detector, **{k: v for k, v in overrides.items() if v})
         return {"model": self.model}
 

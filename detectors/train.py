@@ -21,16 +21,20 @@ from typing import Sequence
 import numpy as np
 
 from detectors.batches import BatchSource, CropSetBatches, evaluation_samples
+from detectors.clips import ClipBatches, ClipSet, clip_evaluation_samples
 from detectors.calibrate import Calibration, CalibrationError, calibrate, with_threshold
 from detectors.checkpoint import save_detector
 from detectors.evaluate import log_evaluation, score_report, summaries
 from detectors.predict import predict_logits
 from detectors.promote import CHALLENGER, register
+from detectors.registry import detector_kind
 from detectors.task import DetectorTask, DetectorTrainConfig
+from detectors.temporal import CLIP
 from forensics.data.cache import FaceCache
 from forensics.data.crops import CropSet, Sample
 from forensics.device import resolve_device
 from forensics.training import TrainConfig, Trainer, load_module_weights
+from generators.blending.temporal import TEMPORAL_KINDS
 
 CHECKPOINT_KEYS = ("format", "detector", "weights_sha256")   # written by save_detector itself
 
@@ -62,6 +66,70 @@ def split_crops(cache: FaceCache, config: DetectorTrainConfig) -> tuple[CropSet,
     return train, val, (test if test.refs else None)
 
 
+@dataclass
+class TrainingData:
+    """What one training run reads, for a frame or a clip detector alike: the training batches, the fixed
+    validation samples, the test samples (None: no test split) and what the model was trained on."""
+    batches: BatchSource
+    validation: list[Sample]
+    test: list[Sample] | None
+    train_refs: list            # CropRefs or ClipRefs (their .entry says which source files)
+    train_videos: int
+    notes: dict = field(default_factory=dict)
+
+
+def training_data(config: DetectorTrainConfig, cache: FaceCache) -> TrainingData:
+    """Crops and self-blends for a frame detector; clips and temporal pseudo-fakes for a clip detector."""
+    if detector_kind(config.detector) == CLIP:
+        return clip_training_data(config, cache)
+    train, val, test = split_crops(cache, config)
+    if not val.refs:
+        raise ValueError("detector training: the validation split has no face crops")
+    validation = evaluation_samples(val, seed=config.seed + 1, pseudo_fakes=config.sbi or not val.fakes)
+    tested = (evaluation_samples(test, seed=config.seed + 2, pseudo_fakes=config.sbi or not test.fakes)
+              if test is not None else None)
+    batches = CropSetBatches(train, config.batch_size, config.seed, augment=config.augment, sbi=config.sbi)
+    return TrainingData(batches, validation, tested, train.refs, len(train.videos()))
+
+
+def clip_training_data(config: DetectorTrainConfig, cache: FaceCache) -> TrainingData:
+    """Clips of the cache's splits. Training and validation draw pseudo-fakes of the trained kinds only; the
+    test split gets one fake of every kind per real clip, held-out kinds included, so each is reported."""
+    length = config.clip_len or 8
+    held_out = list(config.held_out_kinds or [])
+    kinds = [k for k in (config.temporal_kinds or TEMPORAL_KINDS) if k not in held_out]
+    unknown = sorted(set(kinds + held_out) - set(TEMPORAL_KINDS))
+    if unknown or not kinds:
+        raise ValueError(f"detector training: pseudo-fake kinds {unknown or 'none left to train on'} "
+                         f"(known: {', '.join(TEMPORAL_KINDS)})")
+    train = ClipSet(cache, "train", length, step=max(1, length // 2))
+    val = ClipSet(cache, "val", length, max_per_video=config.eval_per_video)
+    test = ClipSet(cache, "test", length, max_per_video=config.eval_per_video)
+    if not val.refs:
+        raise ValueError(f"detector training: the validation split has no clip of {length} consecutive faces")
+    # `sbi` means "learn from pseudo-fakes" for either kind of detector: temporal ones here.
+    validation = clip_evaluation_samples(val, seed=config.seed + 1, kinds=kinds if config.sbi or not val.fakes
+                                         else None)
+    tested = clip_evaluation_samples(test, seed=config.seed + 2, kinds=TEMPORAL_KINDS, per_kind=True) \
+        if test.refs else None
+    batches = ClipBatches(train, config.batch_size, config.seed, kinds=kinds, augment=config.augment,
+                          pseudo=config.sbi or not train.fakes)
+    return TrainingData(batches, validation, tested, train.refs, len(train.videos()),
+                        notes={"clip_len": length, "kinds": kinds, "held_out_kinds": held_out,
+                               "train_clips": len(train.refs)})
+
+
+def by_kind(samples: Sequence[Sample], logits: np.ndarray, aggregate: str) -> dict[str, dict]:
+    """Video AUC of reals against the fakes of each method/kind alone (with bootstrap CIs)."""
+    methods = sorted({s.method for s in samples if s.label == 1})
+    out = {}
+    for method in methods:
+        keep = [i for i, s in enumerate(samples) if s.label == 0 or s.method == method]
+        report = score_report([samples[i] for i in keep], logits[keep], aggregate, ci=True)
+        out[method] = {k: report["video"].get(k) for k in ("auc", "auc_ci", "n", "n_fake", "n_real")}
+    return out
+
+
 def train_detector(config: DetectorTrainConfig, cache: FaceCache, out_dir: str | Path, run=None,
                    resume: bool = True, register_as: str | None = CHALLENGER, progress: bool = True,
                    keep_refused: bool = False) -> DetectorTrainResult:
@@ -74,13 +142,9 @@ def train_detector(config: DetectorTrainConfig, cache: FaceCache, out_dir: str |
     if keep_refused and register_as:
         raise ValueError("train_detector: a model kept despite a refused calibration is never registered")
     out_dir = Path(out_dir)
-    train, val, test = split_crops(cache, config)
-    if not val.refs:
-        raise ValueError("detector training: the validation split has no face crops")
-    use_pseudo = config.sbi or not val.fakes
-    validation = evaluation_samples(val, seed=config.seed + 1, pseudo_fakes=use_pseudo)
-    batches = CropSetBatches(train, config.batch_size, config.seed, augment=config.augment, sbi=config.sbi)
-    task = DetectorTask(config, batches, validation)
+    data = training_data(config, cache)
+    validation = data.validation
+    task = DetectorTask(config, data.batches, validation)
     trainer = Trainer(task, TrainConfig(epochs=config.epochs, grad_accum=config.grad_accum, device=config.device,
                                         seed=config.seed, patience=config.patience, monitor="val/auc", mode="max",
                                         checkpoint_dir=str(out_dir / "checkpoints"), resume=resume,
@@ -101,11 +165,13 @@ def train_detector(config: DetectorTrainConfig, cache: FaceCache, out_dir: str |
 
     tested = None
     figures: list[str] = []
-    if test is not None:
-        test_samples = evaluation_samples(test, seed=config.seed + 2, pseudo_fakes=config.sbi or not test.fakes)
+    kinds: dict = {}
+    if data.test is not None:
+        test_samples = data.test
         test_logits = predict_logits(model, [s.image for s in test_samples], device, config.eval_batch_size)
         tested = score_report(test_samples, test_logits, config.aggregate, calibration.threshold,
                               calibration.probability, ci=True)
+        kinds = by_kind(test_samples, test_logits, config.aggregate)
         if run is not None:
             figures = log_evaluation(run, "test", test_samples, tested, calibration.threshold)
     if run is not None:
@@ -113,16 +179,18 @@ def train_detector(config: DetectorTrainConfig, cache: FaceCache, out_dir: str |
 
     metrics = {f"{split}/{level}_{k}": v for split, rep in (("val", validated), ("test", tested)) if rep
                for level in ("frame", "video") for k, v in rep[level].items() if _is_number(v)}
+    metrics.update({f"test/{method}_video_auc": row["auc"] for method, row in kinds.items() if _is_number(row["auc"])})
     meta = {
         **calibration.to_meta(),
         "crop": cache.config.crop.to_dict(),
         "aggregate": config.aggregate,
         "metrics": metrics,
-        "data_hash": data_hash(train),
+        "data_hash": data_hash(data.train_refs),
         "trained": {"config": config.to_dict(), "best_epoch": fit.best_epoch, "epochs_run": fit.epochs_run,
-                    "stopped_early": fit.stopped_early, "train_crops": len(train.refs),
-                    "train_videos": len(train.videos()), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                    "run_id": getattr(run, "run_id", None)},
+                    "stopped_early": fit.stopped_early, "train_crops": len(data.train_refs),
+                    "train_videos": data.train_videos, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    "run_id": getattr(run, "run_id", None), **data.notes},
+        **({"test_by_kind": kinds} if kinds else {}),
         **({"calibration_refused": refused} if refused else {}),
     }
     model_dir = save_detector(out_dir / "model", model.cpu(), meta)
@@ -203,9 +271,9 @@ def calibrate_or_keep(labels, logits, previous: dict | None, groups: Sequence[st
         return kept, f"{exc}; kept the previous Platt scale"
 
 
-def data_hash(crops: CropSet) -> str:
+def data_hash(refs: Sequence) -> str:
     """What the model was trained on: the content hashes and labels of its source files."""
-    keys = sorted({f"{r.entry.sha256}:{r.entry.label}" for r in crops.refs})
+    keys = sorted({f"{r.entry.sha256}:{r.entry.label}" for r in refs})
     return hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
 
 

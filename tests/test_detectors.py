@@ -24,6 +24,7 @@ from detectors import (
     save_detector,
 )
 from detectors.calibrate import CalibrationError, calibrate
+from detectors.registry import detector_kind
 from forensics.io import sha256_file
 
 REQUIRED = {"mobilenetv3-small", "mobilenetv3-small-freq", "xception", "efficientnet-b0", "efficientnet-b4"}
@@ -70,14 +71,15 @@ def test_registry_rejects_unknown_names_and_options_in_one_line():
 
 
 @pytest.mark.parametrize("name", list_detectors())
-def test_every_detector_gives_one_logit_per_crop(name):
+def test_every_detector_gives_one_logit_per_crop_or_clip(name):
     torch.manual_seed(0)
     model = create_detector(name, input_size=64).eval()
+    clip = detector_kind(name) == "clip"
     with torch.no_grad():
-        logits = model(torch.randn(3, 3, 64, 64))
+        logits = model(torch.randn(3, 4, 3, 64, 64) if clip else torch.randn(3, 3, 64, 64))
     assert logits.shape == (3,) and logits.dtype == torch.float32
     assert torch.isfinite(logits).all()
-    assert model.config.frequency == name.endswith("-freq")
+    assert clip or model.config.frequency == name.endswith("-freq")
 
 
 def test_default_trains_end_to_end_with_dropout():

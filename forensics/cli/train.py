@@ -15,6 +15,8 @@ examples:
   forensics train detector --root data/synth --identities 40 --epochs 6
   forensics train detector --dataset ffpp --root /data/FF++ --preset gpu --device cuda
   forensics train detector --config my_detector.yaml --out runs/det2 --no-register
+  forensics train detector --detector temporal-small --out runs/temporal   # clip detector, held-out kind reported
+  forensics bundle --frame runs/detector/model --temporal runs/temporal/model --out runs/bundle
 
 The model (safetensors + config.json) goes to OUT/model and, unless --no-register, to the MLflow
 registry as `forensics-detector` with alias `challenger` (and `champion` if there is none yet).
@@ -27,12 +29,14 @@ def add_parser(sub) -> None:
                        description="Train models with the shared loop (device auto, bf16 on CUDA, "
                                    "checkpoint/resume, early stopping, MLflow logging).")
     what = p.add_subparsers(dest="what", metavar="WHAT")
-    d = what.add_parser("detector", help="train a real/fake face detector on self-blended pseudo-fakes",
+    d = what.add_parser("detector", help="train a real/fake face detector on pseudo-fakes of real faces",
                         description="Train a frame detector on real faces and their self-blended pseudo-fakes "
-                                    "(plus any fakes the dataset holds), calibrate it on validation data, "
-                                    "test it on unseen identities and register it in MLflow.",
+                                    "(plus any fakes the dataset holds), or a clip detector (--detector "
+                                    "temporal-small) on real clips and their temporal pseudo-fakes; calibrate it "
+                                    "on validation data, test it on unseen identities and register it in MLflow.",
                         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    d.add_argument("--preset", default="cpu-small", help="cpu-small (default) or gpu, or a YAML file")
+    d.add_argument("--preset", default=None, help="cpu-small (default for frame detectors), gpu, temporal-small "
+                   "(default for clip detectors such as --detector temporal-small), or a YAML file")
     d.add_argument("--config", default=None, help="YAML file of DetectorTrainConfig keys (overrides --preset)")
     d.add_argument("--dataset", default=None, help="adapter name (default: guessed; synthetic if ROOT is absent)")
     d.add_argument("--root", default="data/synth", help="dataset folder (default data/synth; rendered if absent)")
@@ -119,8 +123,13 @@ def run_detector(args) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             return _usage(f"--{name.replace('_', '-')} must be at least 1")
+    from detectors.registry import detector_kind
+    if args.detector is not None and args.detector not in list_detectors():
+        return _usage(f"unknown detector {args.detector!r} (known: {', '.join(list_detectors())})")
+    preset = args.config or args.preset or (
+        "temporal-small" if args.detector and detector_kind(args.detector) == "clip" else "cpu-small")
     try:
-        config = DetectorTrainConfig.from_preset(args.config or args.preset, detector=args.detector,
+        config = DetectorTrainConfig.from_preset(preset, detector=args.detector,
                                                  epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                                  seed=args.seed, device=args.device,
                                                  pretrained_file=args.pretrained_file)

@@ -22,6 +22,7 @@ import numpy as np
 
 from detectors.batches import VideoPairedBatches, evaluation_samples
 from detectors.checkpoint import load_detector
+from detectors.temporal import is_clip_model
 from detectors.promote import CHALLENGER, CHAMPION, register as register_model, resolve, resolve_detector
 from detectors.train import continue_training
 from forensics.data.cache import CacheConfig, FaceCache
@@ -78,6 +79,9 @@ class Harness:
                              f"share one")
         self.size, self.margin = sizes.pop()
         d0 = load_detector(initial["detector"])
+        if is_clip_model(d0.model):
+            raise ValueError(f"{initial['detector']}: a clip detector ({d0.name}) cannot play the game yet: its move, "
+                             "panel and evasion score single crops; start the game from a frame detector")
         if abs(d0.crop_spec.margin - self.margin) > 1e-6:
             raise ValueError(f"{initial['detector']}: detector crops have margin {d0.crop_spec.margin}, the "
                              f"generators' {self.margin}: the faces would be framed differently")

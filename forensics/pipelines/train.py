@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from detectors.promote import CHALLENGER, CHAMPION, promote_if_first
+from detectors.registry import detector_kind
 from detectors.task import DetectorTrainConfig
 from detectors.train import DetectorTrainResult, train_detector
 from forensics.data.cache import CacheConfig, FaceCache
@@ -56,7 +57,7 @@ def prepare_cache(root: str | Path, config: DetectorTrainConfig, dataset: str | 
         render_world_if_missing(root, identities, seed=config.seed, progress=progress, say=say)
         dataset = "synthetic"
     return cache_dataset(root, CacheConfig(frames=config.frames_per_video, crop_size=config.crop_size,
-                                           margin=config.margin, device=config.device),
+                                           margin=config.margin, device=config.device, clip_len=config.clip_len),
                          dataset=dataset, cache_dir=cache_dir, progress=progress)
 
 
@@ -77,7 +78,10 @@ def run_detector_training(config: DetectorTrainConfig, cache: FaceCache, out: st
                    params=params, tags={"kind": "detector-training", **(tags or {})}) as run:
         result = train_detector(config, cache, out, run=run, resume=resume, register_as=register_as,
                                 progress=progress)
-        promoted = register_as != CHAMPION and promote_if_first(result.registered_version)
+        # A clip detector cannot judge a still or a short track alone: `forensics detect` runs it inside a bundle,
+        # so it never becomes the champion by being first.
+        first_ok = detector_kind(config.detector) == "frame"
+        promoted = register_as != CHAMPION and first_ok and promote_if_first(result.registered_version)
     return TrainedDetector(result, getattr(run, "run_id", None), promoted)
 
 
