@@ -147,8 +147,10 @@ def auc_rounds_figure(rounds: Sequence[int], before: Mapping[str, Sequence[float
 
 
 def score_timeline_figure(tracks: Mapping[object, tuple[Sequence[float], Sequence[float]]], threshold: float,
-                          title: str = "") -> Figure:
-    """Fake probability over time for each face track, with the decision threshold as a line."""
+                          title: str = "", temporal: Mapping[object, tuple[Sequence[float], Sequence[float]]]
+                          | None = None) -> Figure:
+    """Fake probability over time for each face track, with the decision threshold as a line. `temporal`:
+    the clip detector's per-frame attribution of the same tracks, drawn dashed in the track's colour."""
     fig, ax = _figure(8.0, 3.0)
     for track_id, (times, scores) in tracks.items():
         t = np.asarray(times, dtype=np.float64).reshape(-1)
@@ -156,7 +158,12 @@ def score_timeline_figure(tracks: Mapping[object, tuple[Sequence[float], Sequenc
         if t.shape != s.shape:
             raise ValueError(f"score_timeline_figure: track {track_id} has {t.size} times but {s.size} scores")
         order = np.argsort(t, kind="stable")
-        ax.plot(t[order], s[order], marker=".", markersize=4, linewidth=1.2, label=f"track {track_id}")
+        label = f"track {track_id}" + (" (frame)" if temporal else "")
+        (line,) = ax.plot(t[order], s[order], marker=".", markersize=4, linewidth=1.2, label=label)
+        if temporal and track_id in temporal:
+            tt, ts = (np.asarray(v, dtype=np.float64).reshape(-1) for v in temporal[track_id])
+            ax.plot(tt, ts, linestyle="--", marker="x", markersize=3, linewidth=1.2, color=line.get_color(),
+                    label=f"track {track_id} (clip)")
     ax.axhline(threshold, linestyle="--", color="red", linewidth=1, label=f"threshold {threshold:.2f}")
     if not tracks:
         ax.text(0.5, 0.5, "no faces found", ha="center", va="center", transform=ax.transAxes, color="grey")

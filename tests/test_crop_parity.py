@@ -50,16 +50,21 @@ def test_same_frames_give_identical_crops_through_the_cache_and_detect(video_and
         np.testing.assert_array_equal(a.landmarks, b.landmarks)
 
 
-def test_detect_scores_are_the_scores_of_the_cached_crops(video_and_model):
+@pytest.mark.parametrize("clip_len", [1, 3])       # frames spread evenly, and windows of consecutive frames
+def test_detect_scores_are_the_scores_of_the_cached_crops(video_and_model, clip_len):
     root, row, loaded = video_and_model
-    cache = FaceCache(root / "cache_b", CacheConfig(frames=FRAMES, crop_size=CROP, margin=0.25, device="cpu"))
+    cache = FaceCache(root / f"cache_b{clip_len}", CacheConfig(frames=FRAMES, crop_size=CROP, margin=0.25, device="cpu",
+                                                               clip_len=clip_len))
     report = cache.build([row], progress=False)
     assert report.failed == 0
     (entry,) = cache.entries()
     crops = np.asarray(cache.load_crops(entry))
     cached_probs = loaded.probability(predict_logits(loaded.model, crops, loaded.device))
 
-    record = DetectPipeline(loaded, DetectConfig(frames=FRAMES, device="cpu", thumbnails=0)).analyse(row.path)
+    config = DetectConfig(frames=FRAMES, clip_len=clip_len, device="cpu", thumbnails=0)
+    record = DetectPipeline(loaded, config).analyse(row.path)
     scores = record.record.to_json()["frame_scores"]
     assert [s["frame"] for s in scores] == [face["frame"] for face in entry.faces]
+    if clip_len > 1:
+        assert [s["frame"] for s in scores] == [0, 1, 2, 9, 10, 11]
     np.testing.assert_allclose([s["score"] for s in scores], cached_probs, atol=2e-6)   # records keep 6 decimals

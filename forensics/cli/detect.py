@@ -23,6 +23,7 @@ examples:
   forensics detect videos/ --jsonl results.jsonl      # a folder, recursively; re-run with --resume
   forensics detect clip.mp4 --every 1 --report out/   # every frame, plus an HTML report per input
   forensics detect photo.jpg --model runs/detector/model   # a detector directory instead of the registered one
+  forensics detect clip.mp4 --model runs/bundle       # a frame + clip detector bundle (forensics bundle)
 
 exit status: 0 every input analysed (ok or no_face), 1 some input failed (the others are still
 reported), 2 usage error (bad arguments, missing input, no model).
@@ -40,10 +41,15 @@ def add_parser(sub) -> None:
 def configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="video or image files, or folders (recursed)")
     p.add_argument("--model", default=None, metavar="PATH",
-                   help="detector directory (or its model.safetensors); default: the registered champion")
+                   help="detector directory (or its model.safetensors), or a bundle of a frame and a clip "
+                        "detector (forensics bundle); default: the registered champion")
     p.add_argument("--jsonl", default=None, metavar="FILE", help="append records here instead of printing them")
     p.add_argument("--report", default=None, metavar="DIR", help="also write one HTML report per input here")
-    p.add_argument("--frames", type=int, default=None, metavar="N", help="frames sampled evenly per video (default 32)")
+    p.add_argument("--frames", type=int, default=None, metavar="N",
+                   help="frames sampled per video (default 32), as clips of --clip-len consecutive frames")
+    p.add_argument("--clip-len", type=int, default=None, metavar="L",
+                   help="consecutive frames per sampled clip (default 8; 1 = frames spread evenly); a model "
+                        "bundle's clip detector scores each clip")
     p.add_argument("--every", type=int, default=None, metavar="K",
                    help="analyse every K-th frame instead (1 = every frame), streamed")
     p.add_argument("--detect-every", type=int, default=None, metavar="D",
@@ -66,7 +72,7 @@ def check_args(args) -> str | None:
     """The first usage problem, or None."""
     if not args.inputs:
         return "no INPUT given (video or image files, or folders)"
-    for name in ("frames", "every", "detect_every", "batch_size"):
+    for name in ("frames", "clip_len", "every", "detect_every", "batch_size"):
         value = getattr(args, name)
         if value is not None and value < 1:
             return f"--{name.replace('_', '-')} must be at least 1, got {value}"
@@ -102,7 +108,7 @@ def run(args) -> int:
     problem = check_args(args)
     if problem:
         return usage(problem)
-    config = DetectConfig(frames=args.frames or 32, every=args.every, detect_every=args.detect_every,
+    config = DetectConfig(frames=args.frames or 32, clip_len=args.clip_len or 8, every=args.every, detect_every=args.detect_every,
                           batch_size=args.batch_size, device=args.device)
     reports = None
     if args.report:

@@ -10,7 +10,7 @@ import importlib
 import sys
 
 # Order here is the order `forensics --help` lists them in.
-SUBCOMMANDS = ["synth", "preprocess", "train", "fake", "detect", "coevolve", "bench", "ui", "demo"]
+SUBCOMMANDS = ["synth", "preprocess", "train", "bundle", "fake", "detect", "coevolve", "bench", "ui", "demo"]
 
 EPILOG = """\
 examples:

@@ -5,7 +5,12 @@ docs/ARCHITECTURE.md; built in forensics.pipelines.record).
 Faces and crops come from forensics.faces.FacePipeline, the same path the face-crop cache trains and
 calibrates on, with the crop the model records in its checkpoint; logits from detectors.predict_logits.
 
-Two ways to read a video. Sampled (default): N frames spread evenly over it, each one detected; cheap
+A model bundle (detectors.bundle: a frame and a clip detector) is run together: the frame detector on
+every crop, the clip detector on each track's runs of consecutive faces, cut into clips of its length;
+the track's verdict is the bundle's fusion of both, and the record keeps each detector's score.
+
+Two ways to read a video. Sampled (default): N frames as N / clip_len windows of consecutive frames spread
+evenly over it (so a clip detector has clips; clip_len 1 spreads single frames), each one detected; cheap
 and enough for a verdict. Every-k-th frame: streamed in chunks so memory stays flat on long videos, with
 MTCNN on keyframes only and faces carried in between (see forensics.faces.KeyframeFaces).
 
@@ -22,12 +27,14 @@ from typing import Iterator
 import numpy as np
 
 from detectors.aggregate import aggregate_scores
-from detectors.checkpoint import LoadedDetector, load_detector
-from detectors.predict import predict_logits
+from detectors.bundle import Bundle, load_bundle
+from detectors.checkpoint import DetectorLoadError, LoadedDetector
+from detectors.predict import predict_clip_logits, predict_logits
 from forensics.device import resolve_device
 from forensics.faces import FaceConfig, FacePipeline, auto_detect_every
 from forensics.media import Frame, MediaError, iter_frames, sample_frames
-from forensics.pipelines.record import OK, DetectRecord, Findings, ModelInfo, Observation, ThumbnailPool
+from forensics.pipelines.record import (OK, ClipObservation, DetectRecord, Findings, MemberRecord, ModelInfo,
+                                        Observation, ThumbnailPool)
 
 STAGES = ("decode", "faces", "align", "classify")
 
@@ -36,7 +43,8 @@ STAGES = ("decode", "faces", "align", "classify")
 class DetectConfig:
     """How one input is read and scored.
 
-    frames: evenly sampled frames per video (ignored when `every` is set).
+    frames: sampled frames per video (ignored when `every` is set).
+    clip_len: the sampled frames come as windows of this many consecutive frames (1: spread evenly).
     every: analyse every k-th frame instead (1 = every frame), streamed in chunks of `chunk` frames.
     detect_every: run MTCNN on every D-th analysed frame and carry faces in between; None = automatic
         (1 when sampling, about 5 source frames apart in every-frame mode).
@@ -47,6 +55,7 @@ class DetectConfig:
     """
 
     frames: int = 32
+    clip_len: int = 8
     every: int | None = None
     detect_every: int | None = None
     chunk: int = 64
@@ -56,7 +65,7 @@ class DetectConfig:
     thumbnails: int = 8
 
     def __post_init__(self) -> None:
-        for name in ("frames", "chunk", "batch_size"):
+        for name in ("frames", "chunk", "batch_size", "clip_len"):
             if getattr(self, name) < 1:
                 raise ValueError(f"DetectConfig: {name} must be >= 1, got {getattr(self, name)}")
         for name in ("every", "detect_every"):
@@ -77,21 +86,30 @@ class Analysis:
 
 
 class DetectPipeline:
-    """One loaded detector and its face settings, reused across inputs."""
+    """One loaded detector (or model bundle) and its face settings, reused across inputs."""
 
-    def __init__(self, loaded: LoadedDetector, config: DetectConfig | None = None) -> None:
+    def __init__(self, model: LoadedDetector | Bundle, config: DetectConfig | None = None) -> None:
         self.config = config or DetectConfig()
         self.device = resolve_device(self.config.device)
-        self.loaded = loaded
-        self.model = loaded.model.to(self.device).eval()
-        self.faces = FacePipeline(loaded.crop_spec, self.config.faces, device=str(self.device))
-        self.threshold = float(loaded.threshold)
-        self.model_info = ModelInfo(name=loaded.name, sha256=loaded.sha256)
+        self.bundle = model if isinstance(model, Bundle) else Bundle.single(model)
+        if self.bundle.frame is None:
+            raise DetectorLoadError(f"{self.bundle.path}: a clip detector alone cannot judge stills or short "
+                                    "tracks; bundle it with a frame detector (forensics bundle --help)")
+        self.loaded = self.bundle.frame
+        self.model = self.loaded.model.to(self.device).eval()
+        self.temporal = self.bundle.temporal
+        if self.temporal is not None:
+            self.temporal.model.to(self.device).eval()
+        self.faces = FacePipeline(self.bundle.crop_spec, self.config.faces, device=str(self.device))
+        self.threshold = float(self.bundle.threshold)
+        self.model_info = ModelInfo(name=self.bundle.name, sha256=self.bundle.sha256)
+        self.members = tuple(MemberRecord(role, m.name, m.sha256) for role, m in self.bundle.members.items()) \
+            if self.bundle.fused else ()
 
     @classmethod
     def from_path(cls, model_path, config: DetectConfig | None = None) -> "DetectPipeline":
         config = config or DetectConfig()
-        return cls(load_detector(model_path, device=str(resolve_device(config.device))), config)
+        return cls(load_bundle(model_path, device=str(resolve_device(config.device))), config)
 
     # -- public ------------------------------------------------------------------------------------
     def analyse(self, path: str | Path) -> Analysis:
@@ -106,31 +124,40 @@ class DetectPipeline:
             findings.error = str(err)
         except Exception as err:  # noqa: BLE001 - not expected; one odd input must not stop a batch
             findings.error = f"{path}: analysis failed ({type(err).__name__}: {err})"
-        record = DetectRecord.build(str(path), findings, self.model_info, self.threshold, self.loaded.probability,
-                                    aggregate_scores, elapsed_s=time.perf_counter() - started)
+        record = DetectRecord.build(str(path), findings, self.model_info, self.threshold, self.bundle.probability,
+                                    aggregate_scores, elapsed_s=time.perf_counter() - started,
+                                    fusion=self.bundle if self.bundle.fused else None, members=self.members)
         picked = thumbnails.pick() if record.status == OK else []
         return Analysis(record=record, thumbnails=picked, timings=timings)
 
     # -- stages ------------------------------------------------------------------------------------
     def _analyse(self, path: Path, findings: Findings, timings: dict, thumbnails: ThumbnailPool) -> None:
-        reader = FrameReader(path, frames=self.config.frames, every=self.config.every)
+        reader = FrameReader(path, frames=self.config.frames, every=self.config.every, clip_len=self.config.clip_len)
         findings.kind = reader.info.kind
         scorer = CropScorer(self, thumbnails)
+        clips = ClipScorer(self, step=self.config.every or 1) if self.temporal is not None else None
         detect_seconds, align_seconds = self.faces.detect_seconds, self.faces.align_seconds
         analysed = 0
         for frame, crops in self.faces.stream(reader.frames(), detect_every=self.config.keyframe_stride,
                                               chunk=self.config.chunk):
             analysed += 1
             for face in crops:
-                scorer.add(face.crop, Observation(frame=face.frame, t=face.t, track=face.track, box=face.box,
-                                                  logit=float("nan"), detected=face.detected))
+                observation = Observation(frame=face.frame, t=face.t, track=face.track, box=face.box,
+                                          logit=float("nan"), detected=face.detected)
+                scorer.add(face.crop, observation)
+                if clips is not None:
+                    clips.add(face.crop, observation)
             if scorer.full:
                 scorer.flush()
         scorer.flush()
+        if clips is not None:
+            clips.finish()
+            findings.clips = clips.scored
+            timings["classify"] = clips.seconds
         timings["faces"] = self.faces.detect_seconds - detect_seconds
         timings["align"] = self.faces.align_seconds - align_seconds
         timings["decode"] = reader.seconds
-        timings["classify"] = scorer.seconds
+        timings["classify"] = timings.get("classify", 0.0) + scorer.seconds
         findings.frames_analyzed = analysed
         findings.warning = reader.warning
         findings.observations = scorer.observations
@@ -139,11 +166,11 @@ class DetectPipeline:
 class FrameReader:
     """Frames of one input, sampled or streamed; times the decoding and reports damage afterwards."""
 
-    def __init__(self, path: Path, frames: int, every: int | None) -> None:
+    def __init__(self, path: Path, frames: int, every: int | None, clip_len: int = 1) -> None:
         self.seconds = 0.0
         t0 = time.perf_counter()
         if every is None:
-            sample = sample_frames(path, n=frames)
+            sample = sample_frames(path, n=frames, clip_len=clip_len if clip_len > 1 else None)
             self.info, self._frames, self._source = sample.info, sample.frames, None
             self._warning = sample.warning
         else:
@@ -201,3 +228,56 @@ class CropScorer:
             self.observations.append(obs)
             self.thumbnails.offer(float(prob), obs.frame, obs.t, obs.track, crop)
         self._crops, self._pending = [], []
+
+
+class ClipScorer:
+    """Cuts each track's consecutive faces into clips of the clip detector's length and scores them.
+
+    Faces of a track are consecutive when their frame numbers are `step` apart (1 when sampling windows,
+    k when reading every k-th frame); a gap starts a new run. A full clip is scored as soon as it is
+    complete, so memory holds at most one clip per track; at the end of a run, the faces left over are
+    scored as part of a last clip that overlaps the previous one. Each face gets the clip's logit for its
+    frame (the attribution the report draws), each clip one ClipObservation.
+    """
+
+    def __init__(self, pipeline: DetectPipeline, step: int) -> None:
+        self.pipeline, self.step = pipeline, step
+        self.length = int(pipeline.temporal.model.config.clip_len)
+        self.runs: dict[int, list[tuple[np.ndarray, Observation]]] = {}
+        self.fresh: dict[int, int] = {}          # faces in the run not yet covered by a scored clip
+        self.scored: list[ClipObservation] = []
+        self.seconds = 0.0
+
+    def add(self, crop: np.ndarray, observation: Observation) -> None:
+        run = self.runs.setdefault(observation.track, [])
+        if run and observation.frame - run[-1][1].frame != self.step:
+            self._close(observation.track)
+            run = self.runs.setdefault(observation.track, [])
+        run.append((crop, observation))
+        self.fresh[observation.track] = self.fresh.get(observation.track, 0) + 1
+        if self.fresh[observation.track] == self.length:
+            self._score(observation.track)
+
+    def finish(self) -> None:
+        for track in list(self.runs):
+            self._close(track)
+
+    def _close(self, track: int) -> None:
+        """End of a run: faces left over join the last full-length clip; then the run is dropped."""
+        if self.fresh.get(track) and len(self.runs.get(track, [])) >= self.length:
+            self._score(track)
+        self.runs.pop(track, None)
+        self.fresh.pop(track, None)
+
+    def _score(self, track: int) -> None:
+        window = self.runs[track][-self.length:]
+        t0 = time.perf_counter()
+        clip_logits, frame_logits = predict_clip_logits(self.pipeline.temporal.model, [np.stack([c for c, _ in window])],
+                                                         self.pipeline.device)
+        self.seconds += time.perf_counter() - t0
+        fresh = self.fresh[track]
+        for (_, observation), logit in list(zip(window, frame_logits[0]))[-fresh:]:
+            observation.temporal = float(logit)
+        self.scored.append(ClipObservation(track=track, frames=[o.frame for _, o in window], logit=float(clip_logits[0])))
+        self.runs[track] = window                # keep the last clip for an overlapping tail
+        self.fresh[track] = 0

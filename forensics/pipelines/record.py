@@ -18,7 +18,7 @@ import heapq
 import itertools
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -32,6 +32,15 @@ SCORE_DIGITS, TIME_DIGITS, BOX_DIGITS, ELAPSED_DIGITS = 6, 4, 1, 3
 
 Probability = Callable[[np.ndarray], np.ndarray]   # frame/track logits -> calibrated probabilities
 Aggregate = Callable[[list[float]], float]          # a track's frame logits -> one logit
+FRAME_ROLE, TEMPORAL_ROLE = "frame", "temporal"
+
+
+class Fusion(Protocol):
+    """How a model bundle (detectors.bundle.Bundle) turns its members' track logits into one score."""
+
+    def fuse(self, logits: Mapping[str, float | None]) -> float: ...
+
+    def member_probability(self, role: str, logits) -> np.ndarray: ...
 
 
 @dataclass
@@ -44,6 +53,16 @@ class Observation:
     box: np.ndarray
     logit: float
     detected: bool     # False: the face was carried from neighbouring keyframes, not found by MTCNN here
+    temporal: float | None = None   # the clip detector's logit for this frame in its clip (None: in no clip)
+
+
+@dataclass
+class ClipObservation:
+    """One clip of consecutive faces of a track, scored by a clip detector."""
+
+    track: int
+    frames: list[int]
+    logit: float
 
 
 @dataclass
@@ -51,24 +70,36 @@ class TrackVerdict:
     id: int
     frames: int
     detections: int
-    logit: float       # aggregate of the frame logits
+    logit: float       # aggregate of the frame logits (fused with the clip logits in a bundle)
     score: float       # calibrated probability of the aggregate
     mean_score: float  # plain mean of the frame probabilities (the ARCHITECTURE's "mean score")
+    members: dict[str, float | None] = field(default_factory=dict)   # bundle: each detector's track score
 
 
-def track_verdicts(observations: Sequence[Observation], aggregate: Aggregate,
-                   probability: Probability) -> list[TrackVerdict]:
+def track_verdicts(observations: Sequence[Observation], aggregate: Aggregate, probability: Probability,
+                   clips: Sequence[ClipObservation] = (), fusion: Fusion | None = None) -> list[TrackVerdict]:
+    """Per track: the aggregate of its frame logits; in a bundle (`fusion`), also the aggregate of its clip
+    logits, each member's calibrated score, and the fused logit."""
     by_track: dict[int, list[Observation]] = {}
     for obs in observations:
         by_track.setdefault(obs.track, []).append(obs)
+    frame_probability = (lambda z: fusion.member_probability(FRAME_ROLE, z)) if fusion else probability
     verdicts = []
     for track, seen in sorted(by_track.items()):
         logits = [o.logit for o in seen]
         logit = float(aggregate(logits))
-        probs = probability(np.asarray(logits, dtype=np.float32))
+        members: dict[str, float | None] = {}
+        if fusion is not None:
+            clip_logits = [c.logit for c in clips if c.track == track]
+            by_role = {FRAME_ROLE: logit, TEMPORAL_ROLE: float(aggregate(clip_logits)) if clip_logits else None}
+            members = {role: None if z is None else float(fusion.member_probability(role, np.asarray([z]))[0])
+                       for role, z in by_role.items()}
+            logit = float(fusion.fuse(by_role))
+        probs = frame_probability(np.asarray(logits, dtype=np.float32))
         verdicts.append(TrackVerdict(
             id=track, frames=len(seen), detections=sum(o.detected for o in seen), logit=logit,
-            score=float(probability(np.asarray([logit], dtype=np.float32))[0]), mean_score=float(np.mean(probs))))
+            score=float(probability(np.asarray([logit], dtype=np.float32))[0]), mean_score=float(np.mean(probs)),
+            members=members))
     return verdicts
 
 
@@ -93,6 +124,19 @@ class ModelInfo:
 
 
 @dataclass(frozen=True)
+class MemberRecord:
+    """One detector of a bundle (`detectors`): which model, and its own score of the media."""
+
+    role: str
+    name: str
+    sha256: str
+    score: float | None = None
+
+    def to_json(self) -> dict:
+        return {"role": self.role, "name": self.name, "sha256": self.sha256, "score": self.score}
+
+
+@dataclass(frozen=True)
 class TrackRecord:
     """One face track of a record (`faces`): its calibrated score decides the media score."""
 
@@ -101,10 +145,14 @@ class TrackRecord:
     score: float
     mean_score: float
     detections: int
+    members: tuple[tuple[str, float | None], ...] = ()   # bundle: (role, that detector's track score)
 
     def to_json(self) -> dict:
-        return {"id": self.id, "frames": self.frames, "score": self.score, "mean_score": self.mean_score,
-                "detections": self.detections}
+        out = {"id": self.id, "frames": self.frames, "score": self.score, "mean_score": self.mean_score,
+               "detections": self.detections}
+        if self.members:
+            out["detectors"] = dict(self.members)
+        return out
 
 
 @dataclass(frozen=True)
@@ -117,10 +165,15 @@ class FrameScore:
     box: tuple[float, float, float, float]
     score: float
     detected: bool
+    temporal: float | None = None
+    fused: bool = False          # a bundle's record: carry the clip detector's frame attribution
 
     def to_json(self) -> dict:
-        return {"frame": self.frame, "t": self.t, "track": self.track, "box": list(self.box),
-                "score": self.score, "detected": self.detected}
+        out = {"frame": self.frame, "t": self.t, "track": self.track, "box": list(self.box),
+               "score": self.score, "detected": self.detected}
+        if self.fused:
+            out["temporal"] = self.temporal
+        return out
 
 
 @dataclass
@@ -135,6 +188,7 @@ class Findings:
     frames_analyzed: int = 0
     warning: str | None = None
     observations: list[Observation] = field(default_factory=list)
+    clips: list[ClipObservation] = field(default_factory=list)
     error: str | None = None
 
 
@@ -162,37 +216,47 @@ class DetectRecord:
     warning: str | None = None
     report: str | None = None
     report_requested: bool = False
+    detectors: tuple[MemberRecord, ...] = ()
 
     @classmethod
     def build(cls, path: str, findings: Findings, model: ModelInfo, threshold: float,
-              probability: Probability, aggregate: Aggregate, elapsed_s: float) -> "DetectRecord":
-        """The record of one input: an error, no face, or the verdict of its scored faces."""
+              probability: Probability, aggregate: Aggregate, elapsed_s: float, fusion: Fusion | None = None,
+              members: Sequence[MemberRecord] = ()) -> "DetectRecord":
+        """The record of one input: an error, no face, or the verdict of its scored faces. A bundle passes
+        its `fusion` and `members` (role, name, sha256): the record then carries each detector's score."""
         common = dict(path=path, kind=findings.kind, model=model, threshold=threshold,
                       frames_analyzed=findings.frames_analyzed, elapsed_s=round(elapsed_s, ELAPSED_DIGITS),
-                      warning=findings.warning)
+                      warning=findings.warning, detectors=tuple(members))
         if findings.error is not None:
             return cls(status=ERROR, error=" ".join(str(findings.error).split()), **common)
         observations = findings.observations
         if not observations:
             return cls(status=NO_FACE, **common)
-        tracks = track_verdicts(observations, aggregate, probability)
+        tracks = track_verdicts(observations, aggregate, probability, findings.clips, fusion)
         score = media_score(tracks)
-        frame_probs = probability(np.asarray([o.logit for o in observations], dtype=np.float32))
-        numbers = [score, *(n for t in tracks for n in (t.score, t.mean_score)), *map(float, frame_probs)]
+        frame_probability = (lambda z: fusion.member_probability(FRAME_ROLE, z)) if fusion else probability
+        frame_probs = frame_probability(np.asarray([o.logit for o in observations], dtype=np.float32))
+        temporal = [None if o.temporal is None else float(fusion.member_probability(TEMPORAL_ROLE, [o.temporal])[0])
+                    for o in observations] if fusion else [None] * len(observations)
+        numbers = [score, *(n for t in tracks for n in (t.score, t.mean_score)), *map(float, frame_probs),
+                   *(p for p in temporal if p is not None),
+                   *(p for t in tracks for p in t.members.values() if p is not None)]
         if not all(math.isfinite(n) for n in numbers):
             return cls(status=ERROR, error=f"{path}: analysis failed (the detector gave non-finite scores)",
                        **common)
         return cls(
             status=OK, score=round(float(score), SCORE_DIGITS), label=FAKE if score >= threshold else REAL,
             faces=tuple(TrackRecord(id=int(t.id), frames=t.frames, score=round(t.score, SCORE_DIGITS),
-                                    mean_score=round(t.mean_score, SCORE_DIGITS), detections=int(t.detections))
+                                    mean_score=round(t.mean_score, SCORE_DIGITS), detections=int(t.detections),
+                                    members=tuple((r, _rounded(p)) for r, p in t.members.items()))
                         for t in tracks),
             frame_scores=tuple(
                 FrameScore(frame=int(o.frame), t=round(float(o.t), TIME_DIGITS), track=int(o.track),
                            box=tuple(round(float(v), BOX_DIGITS) for v in o.box),
-                           score=round(float(p), SCORE_DIGITS), detected=bool(o.detected))
-                for o, p in zip(observations, frame_probs)),
-            **common)
+                           score=round(float(p), SCORE_DIGITS), detected=bool(o.detected),
+                           temporal=_rounded(q), fused=fusion is not None)
+                for o, p, q in zip(observations, frame_probs, temporal)),
+            **{**common, "detectors": member_scores(members, tracks)})
 
     def with_report(self, page: str | None, problem: str | None = None) -> "DetectRecord":
         """This record with its report page (None: not written); `problem` is added to the warning."""
@@ -211,9 +275,29 @@ class DetectRecord:
             "frame_scores": [f.to_json() for f in self.frame_scores], "model": self.model.to_json(),
             "elapsed_s": self.elapsed_s, "warning": self.warning,
         }
+        if self.detectors:
+            out["detectors"] = [m.to_json() for m in self.detectors]
         if self.report_requested:
             out["report"] = self.report
         return out
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(float(value), SCORE_DIGITS)
+
+
+def member_scores(members: Sequence[MemberRecord], tracks: Sequence[TrackVerdict]) -> tuple[MemberRecord, ...]:
+    """Each detector's media score: its highest track score among the tracks that count (media_score's rule)."""
+    if not members or not tracks:
+        return tuple(members)
+    needed = min(MIN_TRACK_DETECTIONS, max(t.detections for t in tracks))
+    counted = [t for t in tracks if t.detections >= needed]
+    out = []
+    for member in members:
+        scores = [t.members.get(member.role) for t in counted]
+        scores = [s for s in scores if s is not None]
+        out.append(dataclasses.replace(member, score=_rounded(max(scores)) if scores else None))
+    return tuple(out)
 
 
 @dataclass

@@ -118,6 +118,8 @@ def _facts_table(record: dict) -> str:
         ("Score", fmt_score(record.get("score"), 4)),
         ("Threshold", fmt_score(record.get("threshold"), 4)),
         ("Model", esc(model.get("name"))),
+        *((f"{esc(m.get('role', '')).capitalize()} detector",
+           f"{esc(m.get('name'))}: score {fmt_score(m.get('score'))}") for m in record.get("detectors") or []),
         ("Model sha256", f'<span class="mono" title="{esc(sha)}">{esc(sha[:16] if sha else None)}</span>'),
         ("Frames analysed", esc(record.get("frames_analyzed"))),
         ("Face tracks", str(len(record.get("faces") or []))),
@@ -129,9 +131,14 @@ def _facts_table(record: dict) -> str:
 
 def _timeline_section(record: dict) -> str:
     tracks = track_series(record["frame_scores"])
-    png = figure_png(score_timeline_figure(tracks, float(record.get("threshold") or 0.5),
-                                       "Fake probability per face track"))
-    return ('<h2>Score over time</h2>'
+    temporal = track_series(record["frame_scores"], key="temporal")
+    title = ("Frame detector (solid) and clip detector (dashed) per face track" if temporal
+             else "Fake probability per face track")
+    png = figure_png(score_timeline_figure(tracks, float(record.get("threshold") or 0.5), title,
+                                           temporal=temporal or None))
+    note = ('<p class="sub">Dashed: the clip detector\'s score for each frame of the clips it saw (which moments '
+            'drove its verdict). The verdict is the bundle\'s fusion of both detectors.</p>' if temporal else "")
+    return ('<h2>Score over time</h2>' + note +
             f'<img class="timeline" alt="fake probability over time per face track, threshold '
             f'{fmt_score(record.get("threshold"))}" src="{png_data_uri(png)}">')
 
@@ -143,7 +150,8 @@ def _tracks_table(record: dict, video: bool) -> str:
     head = ["Face" if not video else "Track", "Frames"]
     head += ["Detected on"] if has_detections else []
     has_mean = any("mean_score" in face for face in record["faces"])
-    head += ["Score"] + (["Mean frame score"] if has_mean else [])
+    roles = sorted({role for face in record["faces"] for role in (face.get("detectors") or {})})
+    head += ["Score"] + [f"{role.capitalize()} detector" for role in roles] + (["Mean frame score"] if has_mean else [])
     head += ["Seen (s)", "Peak frame score"] if video else []
     rows = []
     for face in record["faces"]:
@@ -152,6 +160,7 @@ def _tracks_table(record: dict, video: bool) -> str:
         cells = [esc(face.get("id")), esc(face.get("frames"))]
         cells += [esc(face.get("detections"))] if has_detections else []
         cells += [f'<strong class="{css.strip()}">{fmt_score(score)}</strong>']
+        cells += [fmt_score((face.get("detectors") or {}).get(role)) for role in roles]
         cells += [fmt_score(face.get("mean_score"))] if has_mean else []
         if video:
             first, last, peak = spans.get(face.get("id"), (None, None, None))
@@ -196,13 +205,16 @@ def _raw_record(record: dict) -> str:
 
 
 # -- timeline --------------------------------------------------------------------------------------------
-def track_series(frame_scores: Sequence[dict]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """{track: (times, scores)} in time order, the input of a score-timeline figure."""
+def track_series(frame_scores: Sequence[dict], key: str = "score") -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """{track: (times, values of `key`)} in time order, the input of a score-timeline figure; rows without
+    a value for `key` (a frame in no clip) are left out."""
     by_track: dict[int, list[tuple[float, float]]] = {}
     for row in frame_scores:
         t = row.get("t")
+        if row.get(key) is None:
+            continue
         by_track.setdefault(row.get("track"), []).append(
-            (float(row["frame"] if t is None else t), float(row["score"])))
+            (float(row["frame"] if t is None else t), float(row[key])))
     series = {}
     for track, points in sorted(by_track.items(), key=lambda item: _track_order(item[0])):
         points.sort()

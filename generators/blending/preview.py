@@ -1,6 +1,8 @@
-"""A picture of what self-blending does, for eyes rather than tests: real crop | mask | pseudo-fake | difference.
+"""A picture of what self-blending does, for eyes rather than tests: real crop | mask | pseudo-fake | difference;
+and of the temporal pseudo-fakes: a real clip, then per kind the fake clip and its amplified difference.
 
     python -m generators.blending.preview --out docs/sbi_grid.png
+    python -m generators.blending.preview --temporal --out docs/temporal_pseudo_fakes.jpg
 
 Faces come from the synthetic world, aligned with forensics.faces.align_face from their true landmarks;
 rows cycle through the three landmark inputs (68 points, 5 points, none) so all code paths are on show.
@@ -15,8 +17,10 @@ import numpy as np
 
 from forensics.faces import align_face
 from forensics.io import atomic_write_bytes
-from forensics.synthetic import FrameState, five_points, render_frame, sample_scene, world_identity
+from forensics.synthetic import (FrameState, VideoConfig, five_points, render_frame, render_video, sample_scene,
+                                  world_identity)
 from generators.blending import self_blend
+from generators.blending.temporal import TEMPORAL_KINDS, apply_recipe, draw_recipe
 
 COLUMNS = ("real", "mask", "pseudo-fake", "|diff| x4")
 
@@ -64,15 +68,46 @@ def preview_grid(n: int = 8, size: int = 128, seed: int = 0) -> np.ndarray:
     return np.vstack(rows)
 
 
+def synthetic_clip(length: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """`length` consecutive frames of a rendered talking head, aligned on their true five points like the
+    face pipeline aligns MTCNN's: (clip uint8 [T, S, S, 3], five points per frame in crop pixels [T, 5, 2])."""
+    frames, truths = render_video(world_identity(seed, 3), seed, VideoConfig(size=2 * size, frames=length, fps=25))
+    crops, points = [], []
+    for frame, truth in zip(frames, truths):
+        five = five_points(truth.landmarks)
+        crop, matrix = align_face(frame, five, size=size, margin=0.25)
+        crops.append(crop)
+        points.append(np.asarray(five, np.float64) @ matrix[:, :2].T + matrix[:, 2])
+    return np.stack(crops), np.stack(points)
+
+
+def temporal_grid(length: int = 8, size: int = 128, seed: int = 0, gain: int = 6) -> np.ndarray:
+    """RGB uint8 grid: the real clip, then for each kind its fake (changed frames marked *) and |fake - real|."""
+    clip, points = synthetic_clip(length, size, seed)
+    rows = [np.hstack([_caption(f, f"real t={t}") for t, f in enumerate(clip)])]
+    for k, kind in enumerate(TEMPORAL_KINDS):
+        recipe = draw_recipe(kind, length, np.random.default_rng([seed, k]))
+        fake = apply_recipe(clip, points, recipe)
+        diff = np.clip(np.abs(fake.astype(int) - clip.astype(int)) * gain, 0, 255).astype(np.uint8)
+        rows.append(np.hstack([_caption(f, (f"{kind} {recipe.region} " if t == 0 else "") +
+                                        ("*" if t in recipe.frames else "")) for t, f in enumerate(fake)]))
+        rows.append(np.hstack([_caption(d, f"|diff| x{gain}") if t == 0 else d for t, d in enumerate(diff)]))
+    return np.vstack(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m generators.blending.preview", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="docs/sbi_grid.png")
     parser.add_argument("--faces", type=int, default=8)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--temporal", action="store_true", help="the temporal pseudo-fakes of one clip instead")
+    parser.add_argument("--frames", type=int, default=8, help="clip length with --temporal (default 8)")
     args = parser.parse_args(argv)
-    grid = preview_grid(args.faces, args.size, args.seed)
-    ok, png = cv2.imencode(".png", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
+    grid = temporal_grid(args.frames, args.size, args.seed) if args.temporal else \
+        preview_grid(args.faces, args.size, args.seed)
+    suffix = ".jpg" if str(args.out).lower().endswith((".jpg", ".jpeg")) else ".png"
+    ok, png = cv2.imencode(suffix, cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
     if not ok:
         print(f"preview: could not encode {args.out}", file=sys.stderr)
         return 1

@@ -1,0 +1,173 @@
+"""A model bundle: the detectors that judge a video together (a frame and a clip detector), and how their
+verdicts are fused, in one folder that `forensics detect --model` takes like a single detector.
+
+    BUNDLE/bundle.json      {"format": "forensics-bundle/1", "members": {"frame": "frame", "temporal": "temporal"},
+                             "fusion": {"a", "b", "threshold", "validation": {...}}, "trained_on": {...}}
+    BUNDLE/frame/           a detector checkpoint (detectors.checkpoint)
+    BUNDLE/temporal/        a clip detector checkpoint
+
+Why fuse by the maximum of calibrated logits: the members catch different manipulations (the frame
+detector blending seams, the clip detector inconsistency over time), and a video is fake if either sees it;
+each member's own Platt scale puts both on one footing first. The fused logit then gets its own Platt scale
+and threshold, fitted on validation videos (reals against pseudo-fakes of both kinds) so that the fused
+probability means what a single detector's does. A track with no clip (too few consecutive frames, a still
+image) is judged by the members that could see it.
+
+A plain detector checkpoint is a bundle of one (`Bundle.single`), scored exactly as before.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from detectors.checkpoint import DetectorLoadError, LoadedDetector, load_detector
+from detectors.temporal import is_clip_model
+from forensics.faces.crops import CropSpec
+from forensics.io import atomic_write_json
+from forensics.metrics import apply_platt, calibrate_threshold, fit_platt
+from forensics.weights import read_json_object
+
+BUNDLE_FORMAT = "forensics-bundle/1"
+BUNDLE_FILE = "bundle.json"
+FRAME, TEMPORAL = "frame", "temporal"
+ROLES = (FRAME, TEMPORAL)
+
+
+def role_of(loaded: LoadedDetector) -> str:
+    return TEMPORAL if is_clip_model(loaded.model) else FRAME
+
+
+@dataclass
+class Bundle:
+    """Members by role, and the fusion that turns their track logits into one score."""
+    members: dict[str, LoadedDetector]
+    fusion: dict[str, Any] | None          # None: a single detector, scored by its own calibration
+    name: str
+    sha256: str
+    meta: dict
+    path: Path | None = None
+
+    @classmethod
+    def single(cls, loaded: LoadedDetector) -> "Bundle":
+        return cls({role_of(loaded): loaded}, None, loaded.name, loaded.sha256, loaded.meta, loaded.path)
+
+    @property
+    def frame(self) -> LoadedDetector | None:
+        return self.members.get(FRAME)
+
+    @property
+    def temporal(self) -> LoadedDetector | None:
+        return self.members.get(TEMPORAL)
+
+    @property
+    def fused(self) -> bool:
+        return self.fusion is not None
+
+    @property
+    def threshold(self) -> float:
+        if self.fusion is None:
+            return next(iter(self.members.values())).threshold
+        return float(self.fusion["threshold"])
+
+    @property
+    def crop_spec(self) -> CropSpec:
+        return next(iter(self.members.values())).crop_spec
+
+    @property
+    def crop(self) -> dict[str, Any]:
+        return next(iter(self.members.values())).crop
+
+    def member_logit(self, role: str, logit: float) -> float:
+        """A member's track logit on its own calibrated scale (its Platt logit)."""
+        calibration = self.members[role].meta.get("calibration") or {}
+        return float(calibration.get("a", 1.0)) * float(logit) + float(calibration.get("b", 0.0))
+
+    def fuse(self, logits: Mapping[str, float | None]) -> float:
+        """One track logit from the members' track logits (None: that member could not score the track)."""
+        present = {role: z for role, z in logits.items() if z is not None and role in self.members}
+        if not present:
+            raise ValueError("Bundle.fuse: no member scored this track")
+        if self.fusion is None:
+            return float(next(iter(present.values())))
+        return max(self.member_logit(role, z) for role, z in present.items())
+
+    def probability(self, logits) -> np.ndarray:
+        """Calibrated probability of a fused logit (of the single member's logit for a bundle of one)."""
+        if self.fusion is None:
+            return next(iter(self.members.values())).probability(logits)
+        return apply_platt(self.fusion, logits)
+
+    def member_probability(self, role: str, logits) -> np.ndarray:
+        return self.members[role].probability(logits)
+
+
+def fit_fusion(members: Mapping[str, LoadedDetector], video_logits: Mapping[str, np.ndarray],
+               labels: np.ndarray) -> dict[str, Any]:
+    """Platt scale and EER threshold of the fused logit over validation videos (one row per video)."""
+    bundle = Bundle(dict(members), {"a": 1.0, "b": 0.0, "threshold": 0.5}, "fitting", "", {})
+    fused = np.array([bundle.fuse({role: float(video_logits[role][i]) for role in members})
+                      for i in range(len(labels))])
+    platt = fit_platt(labels, fused)
+    if not platt["a"] > 0:
+        raise ValueError(f"fusion refused: Platt slope {platt['a']:.4g} <= 0 on the validation videos")
+    threshold = calibrate_threshold(labels, apply_platt(platt, fused), method="eer")
+    return {**platt, "threshold": float(threshold)}
+
+
+def save_bundle(directory: str | os.PathLike, members: Mapping[str, str | os.PathLike], fusion: dict,
+                meta: dict | None = None) -> Path:
+    """Copy the member checkpoints into directory/<role>/ and write bundle.json (atomically, last)."""
+    directory = Path(directory)
+    unknown = sorted(set(members) - set(ROLES))
+    if unknown:
+        raise ValueError(f"save_bundle: unknown role(s) {unknown} (roles: {', '.join(ROLES)})")
+    directory.mkdir(parents=True, exist_ok=True)
+    for role, source in members.items():
+        target = directory / role
+        if Path(source).resolve() != target.resolve():
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(source, target)
+    atomic_write_json(directory / BUNDLE_FILE, {"format": BUNDLE_FORMAT, "members": {r: r for r in members},
+                                                "fusion": fusion, **(meta or {})})
+    return directory
+
+
+def is_bundle(path: str | os.PathLike) -> bool:
+    return (Path(path) / BUNDLE_FILE).is_file()
+
+
+def load_bundle(path: str | os.PathLike, device: str = "cpu") -> Bundle:
+    """A bundle folder, or a single detector checkpoint as a bundle of one; errors are one line."""
+    path = Path(path)
+    if not is_bundle(path):
+        return Bundle.single(load_detector(path, device=device))
+    config = read_json_object(path / BUNDLE_FILE, DetectorLoadError)
+    if config.get("format") != BUNDLE_FORMAT:
+        raise DetectorLoadError(f"{path / BUNDLE_FILE}: unsupported format {config.get('format')!r} "
+                                f"(expected {BUNDLE_FORMAT!r})")
+    listed = config.get("members")
+    if not isinstance(listed, dict) or not listed or set(listed) - set(ROLES):
+        raise DetectorLoadError(f"{path / BUNDLE_FILE}: 'members' must map roles ({', '.join(ROLES)}) to folders")
+    fusion = config.get("fusion")
+    if len(listed) > 1 and not (isinstance(fusion, dict) and {"a", "b", "threshold"} <= set(fusion)):
+        raise DetectorLoadError(f"{path / BUNDLE_FILE}: a bundle of several detectors needs 'fusion' with a, b and "
+                                "threshold")
+    members = {role: load_detector(path / folder, device=device) for role, folder in listed.items()}
+    for role, loaded in members.items():
+        if role_of(loaded) != role:
+            raise DetectorLoadError(f"{path / listed[role]}: a {role_of(loaded)} detector listed as {role!r}")
+    specs = {role: loaded.crop_spec for role, loaded in members.items()}
+    if len({(s.size, s.margin) for s in specs.values()}) > 1:
+        raise DetectorLoadError(f"{path}: the members were trained on different crops "
+                                f"({', '.join(f'{r}: {s.size} px, margin {s.margin}' for r, s in specs.items())})")
+    digest = hashlib.sha256(json.dumps({"bundle": config, "members": {r: m.sha256 for r, m in members.items()}},
+                                       sort_keys=True).encode()).hexdigest()
+    name = config.get("name") or "+".join(m.name for m in members.values())
+    return Bundle(members, fusion if len(members) > 1 else None, name, digest, config, path)
