@@ -1,13 +1,15 @@
 """Detection speed: frames per second through `forensics detect --every 1` on 720p H.264, end to end
 (decode -> MTCNN on keyframes -> tracks -> alignment -> detector), with a per-stage breakdown, and the
-time to a verdict with the default sampling (--frames 32).
+time to a verdict with the default sampling (--frames 32, as 4 clips of 8 consecutive frames): frame
+detector alone, the same with the 32 frames spread evenly (the sampling before clips), and a bundle of
+the frame and the clip detector (temporal-small) run together.
 
 The clip is a 10-s 1280x720 25-fps talking head: a synthetic face rendered at 360 px (every second
 frame, each render held for two frames) and composed, drifting sideways, onto a plain gradient HD
 background. Upscaling a whole small render instead would put a blurred face-like blob in the
 background, which MTCNN reports as a second face.
 
-The detector is the default architecture with untrained weights: the cost is the same as a trained one.
+The detectors are the default architectures with untrained weights: the cost is the same as trained ones.
 The CPU of this machine is shared with other jobs, which can slow a run several-fold; so each setting runs
 `--repeats` times, round-robin, each run after waiting (bounded by --max-wait) until nothing else is
 runnable, and the median of the quiet runs (nothing else runnable just before and after) is reported,
@@ -30,6 +32,7 @@ import torch
 
 from benchmarks.machine import machine_info
 from detectors import DEFAULT_DETECTOR, create_detector, save_detector
+from detectors.bundle import FRAME, TEMPORAL, load_bundle, save_bundle
 from forensics.faces import FaceConfig, box_iou
 from forensics.io import atomic_write_json
 from forensics.media import probe, write_video
@@ -66,6 +69,15 @@ def make_clip(path: Path, seconds: float, seed: int = 11) -> Path:
 def make_model(directory: Path) -> Path:
     model = create_detector(DEFAULT_DETECTOR)
     return save_detector(directory, model, {"threshold": 0.5, "note": "untrained, for timing only"})
+
+
+def make_bundle(directory: Path, frame_dir: Path) -> Path:
+    """The frame detector with an untrained temporal-small, fused (timing only: the fusion is not fitted)."""
+    crop = {"size": 128, "margin": 0.25}
+    temporal = save_detector(directory / "temporal_model", create_detector("temporal-small"),
+                             {"threshold": 0.5, "crop": crop, "note": "untrained, for timing only"})
+    return save_bundle(directory / "bundle", {FRAME: frame_dir, TEMPORAL: temporal},
+                       {"a": 1.0, "b": 0.0, "threshold": 0.5, "note": "not fitted, for timing only"})
 
 
 def timed_run(pipeline: DetectPipeline, clip: Path) -> dict:
@@ -150,20 +162,26 @@ def interpolation_error(pipeline_keyframes: DetectPipeline, pipeline_every: Dete
 
 
 def settings_of(config: DetectConfig) -> dict:
-    keep = ("frames", "every", "detect_every", "batch_size", "chunk")
+    keep = ("frames", "clip_len", "every", "detect_every", "batch_size", "chunk")
     out = {k: v for k, v in dataclasses.asdict(config).items() if k in keep}
     out.update({k: getattr(config.faces, k) for k in ("min_face_fraction", "max_side", "mtcnn_batch")})
     out["keyframe_stride"] = config.keyframe_stride
     return out
 
 
-def cli_wall_time(model_dir: Path, clip: Path) -> float:
+def cli_wall_time(model_dir: Path, clip: Path, clip_len: int = 8) -> float:
     """`forensics detect CLIP` in a fresh process: imports, model and MTCNN loading included."""
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "forensics.cli.detect", str(clip), "--model", str(model_dir),
-                    "--device", "cpu", "--quiet"], check=True, capture_output=True)
+                    "--clip-len", str(clip_len), "--device", "cpu", "--quiet"], check=True, capture_output=True)
     return round(time.perf_counter() - started, 3)
 
+
+# name -> (model, DetectConfig overrides) of the default sampled mode (--frames 32)
+FRAME_ONLY = "--frames 32 (frame detector)"
+FUSED = "--frames 32, bundle (frame + clip detector)"
+SPREAD = "--frames 32 --clip-len 1 (frame detector, frames spread evenly: before clips)"
+SAMPLED = {FRAME_ONLY: ("frame", {}), FUSED: ("bundle", {}), SPREAD: ("frame", {"clip_len": 1})}
 
 VARIANTS = {
     # name -> DetectConfig overrides on top of every-frame mode (--every 1)
@@ -186,30 +204,37 @@ def run(seconds: float, out: Path, repeats: int = 3, max_wait: float = 90.0) -> 
                            "codec": info.codec, "bytes": clip.stat().st_size,
                            "made_in_s": round(time.perf_counter() - t0, 1)}
         model_dir = make_model(work / "detector")
+        bundle_dir = make_bundle(work, model_dir)
         base = DetectConfig(device="cpu")
         warm = DetectPipeline.from_path(model_dir, dataclasses.replace(base, frames=4))
         warm.analyse(clip)                      # builds MTCNN and touches every code path once
-        results["detector"] = {"name": warm.loaded.name, "crop": warm.loaded.crop,
+        bundle = load_bundle(bundle_dir)
+        DetectPipeline(bundle, base).analyse(clip)
+        results["detector"] = {"name": warm.loaded.name, "crop": warm.loaded.crop, "bundle": bundle.name,
                                "torch_threads": torch.get_num_threads(), "repeats": repeats}
 
         # Round-robin over the settings, so that a burst of load from other processes on this shared
         # machine falls on all of them alike rather than on whichever happened to be running.
         configs = {name: dataclasses.replace(base, every=1, **overrides) for name, overrides in VARIANTS.items()}
-        configs["--frames 32"] = base
-        for config in configs.values():           # each MTCNN setting is built before any timing
-            DetectPipeline(warm.loaded, config).faces.detector_for(info.height, info.width)
+        models = dict.fromkeys(configs, warm.loaded)
+        for name, (model, config) in SAMPLED.items():
+            configs[name] = dataclasses.replace(base, **config)
+            models[name] = bundle if model == "bundle" else warm.loaded
+        for name, config in configs.items():      # each MTCNN setting is built before any timing
+            DetectPipeline(models[name], config).faces.detector_for(info.height, info.width)
         runs: dict[str, list[dict]] = {name: [] for name in configs}
         for _ in range(repeats):
             for name, config in configs.items():
-                runs[name].append(quiet_run(DetectPipeline(warm.loaded, config), clip, max_wait))
+                runs[name].append(quiet_run(DetectPipeline(models[name], config), clip, max_wait))
         for name, config in configs.items():
             entry = summarise_runs(runs[name])
             entry["settings"] = settings_of(config)
-            if name == "--frames 32":
+            if name in SAMPLED:
                 wait_for_quiet(max_wait)
-                entry["cli_cold_wall_s"] = cli_wall_time(model_dir, clip)
+                entry["cli_cold_wall_s"] = cli_wall_time(bundle_dir if models[name] is bundle else model_dir, clip,
+                                                         config.clip_len)
                 results["sampled"][name] = entry
-                print(f"--frames 32: verdict in {entry['seconds']} s in process (median; best {entry['best_seconds']}"
+                print(f"{name}: verdict in {entry['seconds']} s in process (median; best {entry['best_seconds']}"
                       f" s), {entry['cli_cold_wall_s']} s as a fresh `forensics detect` command; stages "
                       f"{entry['stages_s']}", flush=True)
                 continue
@@ -234,8 +259,13 @@ def run(seconds: float, out: Path, repeats: int = 3, max_wait: float = 90.0) -> 
         "settings": headline["settings"],
         "dominant_stage": max(stages, key=stages.get),
         "stage_share": {k: round(v / max(headline["seconds"], 1e-9), 3) for k, v in stages.items()},
-        "verdict_s_frames_32": results["sampled"]["--frames 32"]["seconds"],
-        "verdict_cli_cold_s_frames_32": results["sampled"]["--frames 32"]["cli_cold_wall_s"],
+        "verdict_s_frames_32": results["sampled"][FRAME_ONLY]["seconds"],
+        "verdict_cli_cold_s_frames_32": results["sampled"][FRAME_ONLY]["cli_cold_wall_s"],
+        "verdict_s_frames_32_fused": results["sampled"][FUSED]["seconds"],
+        "verdict_cli_cold_s_frames_32_fused": results["sampled"][FUSED]["cli_cold_wall_s"],
+        "verdict_s_frames_32_spread": results["sampled"][SPREAD]["seconds"],
+        "fused_over_frame_only": round(results["sampled"][FUSED]["seconds"]
+                                       / max(results["sampled"][FRAME_ONLY]["seconds"], 1e-9), 3),
     }
     atomic_write_json(out, results)
     print(f"summary: {results['summary']}\n-> {out}")

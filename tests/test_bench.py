@@ -186,6 +186,25 @@ def test_cross_generator_suite_fills_the_matrix_logs_and_resumes(world, generato
     assert not any(stage.startswith("train") for stage in again["seconds"]["stages"])
     assert again["results"]["matrix"] == document["results"]["matrix"]
 
+    # A clip detector runs the same suite like any detector: clips of consecutive crops, temporal pseudo-fakes
+    # in the sbi row, the same self-blends (every frame of a clip) in the sbi column.
+    clips = write_suite(tmp_path / "cgt.yaml", name="cgt", kind="cross_generator", description="clip detector",
+                        world=str(world), generators=generators, reals={"train": 4, "val": 2, "test": 2},
+                        fakes={"animation": {"train": 2, "val": 1, "test": 2}, "faceswap": {"reconstructions": False}},
+                        preset="temporal-small", epochs=1, bootstrap=False,
+                        detector_config={"batch_size": 8, "frames_per_video": 6, "clip_len": 3, "crop_size": 64,
+                                         "input_size": 64, "eval_batch_size": 24})
+    capsys.readouterr()
+    assert bench("run", str(clips), "--out", str(out), "--work", str(work), "--device", "cpu", "--quiet",
+                 "--json") == 0
+    temporal = json.loads(capsys.readouterr().out)
+    assert temporal["status"] == "ok" and temporal["failed_cells"] == []
+    assert temporal["results"]["detector"]["detector"] == "temporal-small"
+    assert temporal["results"]["data"]["fakes_made"] == 0                      # the same fake videos
+    column = temporal["results"]["rows"]["sbi"]["test"]["sbi"]["video"]
+    assert column["n_fake"] == column["n_real"] == 2
+    assert all(0.0 <= v <= 1.0 for row in temporal["results"]["matrix"]["video"].values() for v in row.values())
+
 
 # ---------------------------------------------------------------------- robustness
 
@@ -259,7 +278,11 @@ def test_speed_suite_records_the_detect_benchmark(tmp_path, store):
     document = json.loads((out / "sp.json").read_text())
     results = document["results"]
     assert results["clip"]["width"] == 1280 and results["every_frame"]["default"]["frames_per_s"] > 0
-    assert results["sampled"]["--frames 32"]["cli_cold_wall_s"] > 0
+    from benchmarks.detect_speed import FRAME_ONLY, FUSED
+
+    assert results["sampled"][FRAME_ONLY]["cli_cold_wall_s"] > 0
+    assert results["sampled"][FUSED]["face_crops"] == results["sampled"][FRAME_ONLY]["face_crops"] > 0
+    assert results["summary"]["fused_over_frame_only"] > 0
     assert "frames/s" in (out / "sp.md").read_text()
     (run,) = benchmark_runs("sp")
     assert run.data.metrics["every_frame_fps"] > 0

@@ -23,17 +23,20 @@ from benchmarks.fakes import family_options, suite_fakes
 from benchmarks.suites import SuiteError, SuiteKind, register_kind
 from benchmarks.tables import format_auc, markdown_table
 from detectors.batches import evaluation_samples
+from detectors.clips import ClipSet
 from detectors.checkpoint import load_detector
 from detectors.evaluate import score_report
 from detectors.predict import predict_logits
+from detectors.registry import detector_kind
 from detectors.task import DetectorTrainConfig
 from detectors.train import train_detector
 from forensics.data.cache import CacheConfig, FaceCache
-from forensics.data.crops import CropSet
+from forensics.data.crops import CropSet, Sample
 from forensics.data.registry import create_dataset
 from forensics.device import resolve_device
 from forensics.io import atomic_write_json
 from forensics.tracking import start_run
+from generators.blending import self_blend
 from generators.registry import get_generator
 
 SBI = "sbi"                               # the self-blended pseudo-fakes: a row and a column like a family
@@ -100,9 +103,10 @@ def run(ctx) -> dict:
     data = suite_fakes(ctx, generators, {**p, "fakes": options})
     with ctx.stage("preprocess"):
         rows = create_dataset("auto", data.root).rows()
-        cache = FaceCache(data.root / "face_cache", CacheConfig(frames=config.frames_per_video,
-                                                                crop_size=config.crop_size, margin=config.margin,
-                                                                device=ctx.device))
+        clips = config.clip_len if detector_kind(config.detector) == "clip" else None
+        cache = FaceCache(data.root / ("face_cache_clips" if clips else "face_cache"),
+                          CacheConfig(frames=config.frames_per_video, crop_size=config.crop_size,
+                                      margin=config.margin, device=ctx.device, clip_len=clips))
         report = cache.build(rows, progress=ctx.progress)
     for path, reason in report.errors:
         ctx.fail(f"preprocess {Path(path).name}", reason)
@@ -111,7 +115,7 @@ def run(ctx) -> dict:
                    "detector": config.to_dict(), "videos": sorted(Path(r.path).name for r in rows)}
     cells = ctx.cells(fingerprint)
     with ctx.stage("test set"):
-        test = TestSet(cache, p["test_on"], seed=config.seed + 2)
+        test = TestSet(cache, p["test_on"], seed=config.seed + 2, clip_len=clips)
     matrix_rows: dict[str, dict] = {}
     for family in p["train_on"]:
         cell = f"train={family}"
@@ -178,17 +182,14 @@ def train_row(ctx, cache: FaceCache, family: str, config, fingerprint: str) -> t
 
 class TestSet:
     """Every test crop once (reals and each family's fakes) plus self-blended copies of the real crops; a
-    model is run over all of it once and each column is a slice."""
+    model is run over all of it once and each column is a slice. For a clip detector (clip_len) the samples
+    are clips of consecutive crops, and the sbi column is the same self-blends, every frame of a clip blended."""
 
-    def __init__(self, cache: FaceCache, columns: list[str], seed: int):
-        crops = CropSet(cache, "test")
-        if not crops.reals:
-            raise ValueError(f"{cache.root}: no real test crops (is the test split empty?)")
-        real_videos = {r.video for r in crops.reals}
-        self.samples = [crops.real_sample(r) for r in crops.refs]
-        if SBI in columns:
-            reals_only = crops.subset(lambda v: v in real_videos)
-            self.samples += [s for s in evaluation_samples(reals_only, seed=seed, pseudo_fakes=True) if s.method == SBI]
+    def __init__(self, cache: FaceCache, columns: list[str], seed: int, clip_len: int | None = None):
+        if clip_len:
+            self.samples = clip_samples(cache, columns, seed, clip_len)
+        else:
+            self.samples = crop_samples(cache, columns, seed)
         methods = np.array([s.method for s in self.samples])
         self.columns = {c: np.flatnonzero((methods == "real") | (methods == c)) for c in columns}
 
@@ -206,6 +207,31 @@ class TestSet:
             report = score_report(chosen, logits[index], config.aggregate, ci=ci)
             out[column] = {level: _brief(report[level]) for level in LEVELS}
         return out
+
+
+def crop_samples(cache: FaceCache, columns: list[str], seed: int) -> list[Sample]:
+    crops = CropSet(cache, "test")
+    if not crops.reals:
+        raise ValueError(f"{cache.root}: no real test crops (is the test split empty?)")
+    real_videos = {r.video for r in crops.reals}
+    samples = [crops.real_sample(r) for r in crops.refs]
+    if SBI in columns:
+        reals_only = crops.subset(lambda v: v in real_videos)
+        samples += [s for s in evaluation_samples(reals_only, seed=seed, pseudo_fakes=True) if s.method == SBI]
+    return samples
+
+
+def clip_samples(cache: FaceCache, columns: list[str], seed: int, clip_len: int) -> list[Sample]:
+    clips = ClipSet(cache, "test", clip_len)
+    if not clips.reals:
+        raise ValueError(f"{cache.root}: no real test clip of {clip_len} consecutive faces (is the test split empty?)")
+    samples = [clips.sample(r) for r in clips.refs]
+    if SBI in columns:
+        for ref in clips.reals:
+            rng = np.random.default_rng([seed, ref.first_frame, len(samples)])
+            frames = [self_blend(frame, points, rng)[0] for frame, points in zip(clips.clip(ref), clips.landmarks(ref))]
+            samples.append(Sample(np.stack(frames), 1, ref.video + "#sbi", ref.first_frame, SBI))
+    return samples
 
 
 def _brief(summary: dict) -> dict:

@@ -19,7 +19,7 @@ from benchmarks.fakes import family_options, suite_fakes
 from benchmarks.perturb import parse_condition, perturb_video
 from benchmarks.suites import SuiteError, SuiteKind, register_kind
 from benchmarks.tables import format_auc, markdown_table
-from detectors.checkpoint import load_detector
+from detectors.bundle import load_bundle
 from detectors.promote import CHAMPION, MODEL_NAME, resolve
 from forensics.data.registry import create_dataset
 from forensics.device import resolve_device
@@ -32,7 +32,7 @@ DEFAULT_DETECTOR = "runs/detector_sbi/model"
 CONDITIONS = ["clean", "jpeg90", "jpeg70", "jpeg50", "h264_crf23", "h264_crf40", "downscale0.5", "blur1.5", "noise8"]
 
 DEFAULTS = {
-    "detector": None,        # a model dir; None: runs/detector_sbi/model if present, else the registered champion
+    "detector": None,        # a model dir or bundle; None: runs/detector_sbi/model if present, else the champion
     "generators": {"faceswap": "runs/faceswap", "animation": "runs/animation"},   # family -> checkpoint
     "reals": {"test": 12},   # real videos per split (fakes are made for the same splits)
     "fakes": {},             # family -> its benchmark options (e.g. animation: {test: 12})
@@ -68,7 +68,7 @@ def run(ctx) -> dict:
         raise SuiteError("conditions: list each condition once (at least one)")
     model_path = resolve_detector(p["detector"])
     try:
-        loaded = load_detector(model_path, device=resolve_device(ctx.device))
+        loaded = load_bundle(model_path, device=resolve_device(ctx.device))   # a detector, or a frame + clip bundle
     except ValueError as exc:
         raise SuiteError(str(exc)) from None
     generators = {f: path for f, path in (p["generators"] or {}).items() if path}
