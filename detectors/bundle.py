@@ -2,16 +2,18 @@
 verdicts are fused, in one folder that `forensics detect --model` takes like a single detector.
 
     BUNDLE/bundle.json      {"format": "forensics-bundle/1", "members": {"frame": "frame", "temporal": "temporal"},
-                             "fusion": {"a", "b", "threshold", "validation": {...}}, "trained_on": {...}}
+                             "fusion": {"rule", "a", "b", "threshold", "validation": {...}}, "trained_on": {...}}
     BUNDLE/frame/           a detector checkpoint (detectors.checkpoint)
     BUNDLE/temporal/        a clip detector checkpoint
 
-Why fuse by the maximum of calibrated logits: the members catch different manipulations (the frame
-detector blending seams, the clip detector inconsistency over time), and a video is fake if either sees it;
-each member's own Platt scale puts both on one footing first. The fused logit then gets its own Platt scale
-and threshold, fitted on validation videos (reals against pseudo-fakes of both kinds) so that the fused
-probability means what a single detector's does. A track with no clip (too few consecutive frames, a still
-image) is judged by the members that could see it.
+How the members are fused: each member's own Platt scale first puts both on one footing (calibrated logits),
+then one of two rules combines them, chosen on the validation videos: "max" (a video is fake if either
+detector sees it: right when they catch disjoint manipulations, the frame detector blending seams, the clip
+detector inconsistency over time) or "mean" (the evidence of both adds up: right when both see most fakes
+and their mistakes differ, where max would add up their false alarms). The fused logit then gets its own
+Platt scale and threshold, fitted on the same validation videos (reals against pseudo-fakes of both kinds),
+so that the fused probability means what a single detector's does. A track with no clip (too few
+consecutive frames, a still image) is judged by the members that could see it.
 
 A plain detector checkpoint is a bundle of one (`Bundle.single`), scored exactly as before.
 """
@@ -31,13 +33,16 @@ from detectors.checkpoint import DetectorLoadError, LoadedDetector, load_detecto
 from detectors.temporal import is_clip_model
 from forensics.faces.crops import CropSpec
 from forensics.io import atomic_write_json
-from forensics.metrics import apply_platt, calibrate_threshold, fit_platt
+from forensics.metrics import apply_platt, calibrate_threshold, fit_platt, roc_auc
 from forensics.weights import read_json_object
 
 BUNDLE_FORMAT = "forensics-bundle/1"
 BUNDLE_FILE = "bundle.json"
 FRAME, TEMPORAL = "frame", "temporal"
 ROLES = (FRAME, TEMPORAL)
+
+
+FUSION_RULES = {"max": max, "mean": lambda values: float(np.mean(values))}
 
 
 def role_of(loaded: LoadedDetector) -> str:
@@ -96,7 +101,8 @@ class Bundle:
             raise ValueError("Bundle.fuse: no member scored this track")
         if self.fusion is None:
             return float(next(iter(present.values())))
-        return max(self.member_logit(role, z) for role, z in present.items())
+        calibrated = [self.member_logit(role, z) for role, z in present.items()]
+        return FUSION_RULES[self.fusion.get("rule", "max")](calibrated)
 
     def probability(self, logits) -> np.ndarray:
         """Calibrated probability of a fused logit (of the single member's logit for a bundle of one)."""
@@ -110,15 +116,20 @@ class Bundle:
 
 def fit_fusion(members: Mapping[str, LoadedDetector], video_logits: Mapping[str, np.ndarray],
                labels: np.ndarray) -> dict[str, Any]:
-    """Platt scale and EER threshold of the fused logit over validation videos (one row per video)."""
-    bundle = Bundle(dict(members), {"a": 1.0, "b": 0.0, "threshold": 0.5}, "fitting", "", {})
-    fused = np.array([bundle.fuse({role: float(video_logits[role][i]) for role in members})
-                      for i in range(len(labels))])
-    platt = fit_platt(labels, fused)
+    """The fusion rule with the higher validation AUC (ties: mean), then its Platt scale and EER threshold
+    over the validation videos (one row per video)."""
+    fused, auc = {}, {}
+    for rule in FUSION_RULES:
+        bundle = Bundle(dict(members), {"a": 1.0, "b": 0.0, "threshold": 0.5, "rule": rule}, "fitting", "", {})
+        fused[rule] = np.array([bundle.fuse({role: float(video_logits[role][i]) for role in members})
+                                for i in range(len(labels))])
+        auc[rule] = float(roc_auc(labels, fused[rule]))
+    rule = max(FUSION_RULES, key=lambda r: (auc[r], r == "mean"))
+    platt = fit_platt(labels, fused[rule])
     if not platt["a"] > 0:
         raise ValueError(f"fusion refused: Platt slope {platt['a']:.4g} <= 0 on the validation videos")
-    threshold = calibrate_threshold(labels, apply_platt(platt, fused), method="eer")
-    return {**platt, "threshold": float(threshold)}
+    threshold = calibrate_threshold(labels, apply_platt(platt, fused[rule]), method="eer")
+    return {**platt, "threshold": float(threshold), "rule": rule, "validation_auc_by_rule": auc}
 
 
 def save_bundle(directory: str | os.PathLike, members: Mapping[str, str | os.PathLike], fusion: dict,
@@ -159,6 +170,9 @@ def load_bundle(path: str | os.PathLike, device: str = "cpu") -> Bundle:
     if len(listed) > 1 and not (isinstance(fusion, dict) and {"a", "b", "threshold"} <= set(fusion)):
         raise DetectorLoadError(f"{path / BUNDLE_FILE}: a bundle of several detectors needs 'fusion' with a, b and "
                                 "threshold")
+    if isinstance(fusion, dict) and fusion.get("rule", "max") not in FUSION_RULES:
+        raise DetectorLoadError(f"{path / BUNDLE_FILE}: unknown fusion rule {fusion.get('rule')!r} "
+                                f"(known: {', '.join(FUSION_RULES)})")
     members = {role: load_detector(path / folder, device=device) for role, folder in listed.items()}
     for role, loaded in members.items():
         if role_of(loaded) != role:

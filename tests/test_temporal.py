@@ -135,6 +135,10 @@ def test_bundle_round_trip_and_fusion_takes_the_most_confident_member(trained, t
     z_temporal = bundle.member_logit(TEMPORAL, 1.0)
     assert bundle.fuse({FRAME: 1.0, TEMPORAL: 1.0}) == pytest.approx(max(0.5, z_temporal))
     assert bundle.fuse({FRAME: 4.0, TEMPORAL: None}) == pytest.approx(2.0)     # a track with no clip
+    save_bundle(tmp_path / "mean", {FRAME: frame_dir, TEMPORAL: model_dir}, {**fusion, "rule": "mean"})
+    averaged = load_bundle(tmp_path / "mean")
+    assert averaged.fuse({FRAME: 1.0, TEMPORAL: 1.0}) == pytest.approx((0.5 + z_temporal) / 2)
+    assert averaged.fuse({FRAME: 4.0, TEMPORAL: None}) == pytest.approx(2.0)
     assert float(bundle.probability([0.5])[0]) == pytest.approx(0.5)            # its own Platt scale
     # A plain checkpoint is a bundle of one, scored by its own calibration.
     single = load_bundle(frame_dir)
@@ -168,6 +172,8 @@ def test_bundle_command_fits_fusion_on_validation_videos_and_detect_reports_both
     result = json.loads(capsys.readouterr().out)
     assert result["validation"]["videos"]["real"] > 0 and result["validation"]["videos"]["temporal"] > 0
     assert result["fusion"]["a"] > 0 and result["validation"]["kinds"] == ["flicker"]
+    by_rule = result["fusion"]["validation_auc_by_rule"]
+    assert set(by_rule) == {"max", "mean"} and by_rule[result["fusion"]["rule"]] == max(by_rule.values())
 
     video = sorted((world / "videos").glob("*.mp4"))[0]
     pipeline = DetectPipeline.from_path(out, DetectConfig(frames=16, clip_len=CLIP_LEN, device="cpu", thumbnails=2))

@@ -23,9 +23,10 @@ a self-blended and a temporal pseudo-fake video (of the kinds the clip detector 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("bundle", help="combine a frame and a clip detector into one model for detect",
-                       description="Fit how a frame and a clip detector are fused (maximum of their calibrated "
-                                   "logits, then a Platt scale and threshold) on validation videos, and save "
-                                   "both with the fusion as one model folder.",
+                       description="Fit how a frame and a clip detector are fused (the max or the mean of their "
+                                   "calibrated logits, whichever ranks the validation videos better, then a Platt "
+                                   "scale and threshold) on validation videos, and save both with the fusion as one "
+                                   "model folder.",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--frame", required=True, metavar="DIR", help="a frame detector checkpoint folder")
     p.add_argument("--temporal", required=True, metavar="DIR", help="a clip detector checkpoint folder")
@@ -70,5 +71,8 @@ def run(args) -> int:
     for role in ("frame", "temporal", "fused"):
         kinds = ", ".join(f"{k} {v:.3f}" for k, v in auc[role].items() if k != "all")
         print(f"  {role:8s} validation video AUC {auc[role]['all']:.3f}  ({kinds})")
-    print(f"  threshold {result['fusion']['threshold']:.3f}; use it with: forensics detect VIDEO --model {result['bundle']}")
+    rules = ", ".join(f"{r} {v:.3f}" for r, v in result["fusion"]["validation_auc_by_rule"].items())
+    print(f"  fusion rule {result['fusion']['rule']} (validation AUC by rule: {rules}); threshold "
+          f"{result['fusion']['threshold']:.3f}")
+    print(f"  use it with: forensics detect VIDEO --model {result['bundle']}")
     return 0
