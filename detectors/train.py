@@ -52,6 +52,9 @@ class DetectorTrainResult:
     registered_version: str | None = None
     figures: list[str] = field(default_factory=list)
     calibration_refused: str | None = None     # why calibration was refused (only with keep_refused)
+    test_by_kind: dict = field(default_factory=dict)   # fake method/kind -> test video AUC (clip detectors)
+    held_out_kinds: list = field(default_factory=list)
+    kind: str = "frame"                        # "frame" or "clip": what one sample is
 
 
 def split_crops(cache: FaceCache, config: DetectorTrainConfig) -> tuple[CropSet, CropSet, CropSet | None]:
@@ -204,7 +207,9 @@ def train_detector(config: DetectorTrainConfig, cache: FaceCache, out_dir: str |
                                calibration=calibration.platt, validation=summaries(validated),
                                test=summaries(tested) if tested else None, best_epoch=fit.best_epoch,
                                epochs_run=fit.epochs_run, stopped_early=fit.stopped_early,
-                               registered_version=version, figures=figures, calibration_refused=refused)
+                               registered_version=version, figures=figures, calibration_refused=refused,
+                               test_by_kind=kinds, held_out_kinds=list(data.notes.get("held_out_kinds") or []),
+                               kind=detector_kind(config.detector))
 
 
 @dataclass

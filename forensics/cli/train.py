@@ -36,11 +36,12 @@ def add_parser(sub) -> None:
                                     "on validation data, test it on unseen identities and register it in MLflow.",
                         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     d.add_argument("--preset", default=None, help="cpu-small (default for frame detectors), gpu, temporal-small "
-                   "(default for clip detectors such as --detector temporal-small), or a YAML file")
+                   "(default for clip detectors such as --detector temporal-small), temporal-gpu, or a YAML file")
     d.add_argument("--config", default=None, help="YAML file of DetectorTrainConfig keys (overrides --preset)")
     d.add_argument("--dataset", default=None, help="adapter name (default: guessed; synthetic if ROOT is absent)")
     d.add_argument("--root", default="data/synth", help="dataset folder (default data/synth; rendered if absent)")
-    d.add_argument("--cache", default=None, help="face-crop cache folder (default ROOT/face_cache)")
+    d.add_argument("--cache", default=None, help="face-crop cache folder (default ROOT/face_cache; "
+                   "ROOT/face_cache_clips for clip detectors)")
     d.add_argument("--out", default="runs/detector", help="output folder (default runs/detector)")
     d.add_argument("--detector", default=None, help="architecture from the registry (see --list)")
     d.add_argument("--list", action="store_true", help="list detector architectures and exit")
@@ -116,8 +117,11 @@ def run_detector(args) -> int:
     from forensics.pipelines.train import prepare_cache, run_detector_training
 
     if args.list:
+        from detectors.registry import detector_kind as kind_of
         for name in list_detectors():
-            print(name + ("  (default)" if name == DEFAULT_DETECTOR else ""))
+            print(name + ("  (default)" if name == DEFAULT_DETECTOR else "")
+                  + ("  (clip detector: train with --detector NAME, use inside a bundle)" if kind_of(name) == "clip"
+                     else ""))
         return 0
     for name in ("epochs", "batch_size", "identities"):
         value = getattr(args, name)
@@ -159,19 +163,25 @@ def run_detector(args) -> int:
 
 
 def print_summary(result, run_id: str | None, elapsed: float) -> None:
+    unit = "clip" if getattr(result, "kind", "frame") == "clip" else "frame"
+
     def line(split: str, summary: dict | None) -> str:
         if not summary:
             return f"  {split:<10} (no split)"
         f, v = summary["frame"], summary["video"]
         ci = v.get("auc_ci")
         ci_text = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
-        return (f"  {split:<10} frame AUC {f['auc']:.3f}  EER {f['eer']:.3f}  |  video AUC {v['auc']:.3f}{ci_text}"
+        return (f"  {split:<10} {unit} AUC {f['auc']:.3f}  EER {f['eer']:.3f}  |  video AUC {v['auc']:.3f}{ci_text}"
                 f"  EER {v['eer']:.3f}  acc@thr {v['acc']:.3f}  ({v['n_real']} real / {v['n_fake']} fake videos)")
 
     print(f"trained in {elapsed / 60:.1f} min: best epoch {result.best_epoch} of {result.epochs_run}"
           f"{' (stopped early)' if result.stopped_early else ''}; threshold {result.threshold:.3f}")
     print(line("validation", result.validation))
     print(line("test", result.test))
+    for kind, row in (getattr(result, "test_by_kind", None) or {}).items():
+        held = "  (held out: never trained on)" if kind in result.held_out_kinds else ""
+        ci = row.get("auc_ci") or [float("nan")] * 2
+        print(f"  test, {kind:<15} video AUC {row['auc']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]{held}")
     print(f"model: {result.model_dir}")
     if result.registered_version:
         print(f"registered: forensics-detector version {result.registered_version}")

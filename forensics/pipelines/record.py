@@ -7,6 +7,12 @@ motion blur, should not decide a video), calibrated to a probability. The media 
 score, because a video is manipulated if any face in it is; but only tracks seen often enough count, so a
 one-keyframe false detection on a patterned background cannot decide the verdict.
 
+A model bundle (a frame and a clip detector, detectors.bundle) adds extras to the contract's fields: the
+track logit is the bundle's fusion of the frame logits' aggregate and the clip logits' aggregate; `detectors`
+lists each detector with its own media score, each face track carries `detectors` {role: score}, and each
+frame score carries `temporal`, the clip detector's score for that frame in its clip (null when the frame
+was in no clip). Records of a single detector are unchanged.
+
 The typed record holds exactly the values its JSON carries (already rounded), so what a caller reads from
 it is what a user reads in the JSONL. Records are strict JSON: a detector that returns non-finite scores
 yields an error record, never a NaN.
