@@ -15,7 +15,8 @@ Platt scale and threshold, fitted on the same validation videos (reals against p
 so that the fused probability means what a single detector's does. A track with no clip (too few
 consecutive frames, a still image) is judged by the members that could see it.
 
-A plain detector checkpoint is a bundle of one (`Bundle.single`), scored exactly as before.
+A plain detector checkpoint is a bundle of one (`Bundle.single`), scored exactly as before. Fitting the
+fusion is detectors.fusion's job: this module is what `forensics detect` imports, and stays light.
 """
 from __future__ import annotations
 
@@ -33,7 +34,6 @@ from detectors.checkpoint import DetectorLoadError, LoadedDetector, load_detecto
 from detectors.temporal import is_clip_model
 from forensics.faces.crops import CropSpec
 from forensics.io import atomic_write_json
-from forensics.metrics import apply_platt, calibrate_threshold, fit_platt, roc_auc
 from forensics.weights import read_json_object
 
 BUNDLE_FORMAT = "forensics-bundle/1"
@@ -108,28 +108,11 @@ class Bundle:
         """Calibrated probability of a fused logit (of the single member's logit for a bundle of one)."""
         if self.fusion is None:
             return next(iter(self.members.values())).probability(logits)
-        return apply_platt(self.fusion, logits)
+        z = float(self.fusion["a"]) * np.asarray(logits, dtype=np.float64) + float(self.fusion["b"])
+        return 0.5 * (1.0 + np.tanh(0.5 * z))   # the logistic function without overflow (as LoadedDetector's)
 
     def member_probability(self, role: str, logits) -> np.ndarray:
         return self.members[role].probability(logits)
-
-
-def fit_fusion(members: Mapping[str, LoadedDetector], video_logits: Mapping[str, np.ndarray],
-               labels: np.ndarray) -> dict[str, Any]:
-    """The fusion rule with the higher validation AUC (ties: mean), then its Platt scale and EER threshold
-    over the validation videos (one row per video)."""
-    fused, auc = {}, {}
-    for rule in FUSION_RULES:
-        bundle = Bundle(dict(members), {"a": 1.0, "b": 0.0, "threshold": 0.5, "rule": rule}, "fitting", "", {})
-        fused[rule] = np.array([bundle.fuse({role: float(video_logits[role][i]) for role in members})
-                                for i in range(len(labels))])
-        auc[rule] = float(roc_auc(labels, fused[rule]))
-    rule = max(FUSION_RULES, key=lambda r: (auc[r], r == "mean"))
-    platt = fit_platt(labels, fused[rule])
-    if not platt["a"] > 0:
-        raise ValueError(f"fusion refused: Platt slope {platt['a']:.4g} <= 0 on the validation videos")
-    threshold = calibrate_threshold(labels, apply_platt(platt, fused[rule]), method="eer")
-    return {**platt, "threshold": float(threshold), "rule": rule, "validation_auc_by_rule": auc}
 
 
 def save_bundle(directory: str | os.PathLike, members: Mapping[str, str | os.PathLike], fusion: dict,

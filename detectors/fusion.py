@@ -13,18 +13,18 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from detectors.aggregate import aggregate_scores
-from detectors.bundle import FRAME, TEMPORAL, fit_fusion, load_bundle, save_bundle
+from detectors.bundle import FRAME, FUSION_RULES, TEMPORAL, Bundle, load_bundle, save_bundle
 from detectors.checkpoint import LoadedDetector, load_detector
 from detectors.clips import ClipRef, ClipSet
 from detectors.predict import predict_clip_logits, predict_logits
 from forensics.data.cache import FaceCache
 from forensics.data.crops import FAKE, REAL
-from forensics.metrics import roc_auc
+from forensics.metrics import apply_platt, calibrate_threshold, fit_platt, roc_auc
 from generators.blending import self_blend
 from generators.blending.temporal import TEMPORAL_KINDS, apply_recipe, draw_recipe
 
@@ -75,6 +75,24 @@ def member_video_logits(loaded: LoadedDetector, cases: Sequence[VideoCase], devi
             logits = predict_logits(loaded.model, case.crops, device)
         out.append(aggregate_scores(logits, method=aggregate))
     return np.asarray(out, np.float64)
+
+
+def fit_fusion(members: Mapping[str, LoadedDetector], video_logits: Mapping[str, np.ndarray],
+               labels: np.ndarray) -> dict[str, Any]:
+    """The fusion rule with the higher validation AUC (ties: mean), then its Platt scale and EER threshold
+    over the validation videos (one row per video)."""
+    fused, auc = {}, {}
+    for rule in FUSION_RULES:
+        bundle = Bundle(dict(members), {"a": 1.0, "b": 0.0, "threshold": 0.5, "rule": rule}, "fitting", "", {})
+        fused[rule] = np.array([bundle.fuse({role: float(video_logits[role][i]) for role in members})
+                                for i in range(len(labels))])
+        auc[rule] = float(roc_auc(labels, fused[rule]))
+    rule = max(FUSION_RULES, key=lambda r: (auc[r], r == "mean"))
+    platt = fit_platt(labels, fused[rule])
+    if not platt["a"] > 0:
+        raise ValueError(f"fusion refused: Platt slope {platt['a']:.4g} <= 0 on the validation videos")
+    threshold = calibrate_threshold(labels, apply_platt(platt, fused[rule]), method="eer")
+    return {**platt, "threshold": float(threshold), "rule": rule, "validation_auc_by_rule": auc}
 
 
 def make_bundle(frame_dir: str | Path, temporal_dir: str | Path, cache: FaceCache, out: str | Path,

@@ -169,6 +169,16 @@ def test_the_library_never_imports_the_cli():
     assert result.stdout.strip() == "[]"
 
 
+def test_the_detect_path_imports_no_training_or_tracking_stack():
+    # `forensics detect` starts in a fresh process for every command: scikit-learn (metrics), MLflow and
+    # matplotlib (figures) cost seconds there and are only needed to train, track or report.
+    code = ("import sys, forensics.pipelines.scan, detectors.bundle; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'mlflow', 'matplotlib'}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
 def test_demo_scans_with_the_champion_and_needs_one(tmp_path, media, model_dir, monkeypatch):
     from detectors import promote
     from forensics.pipelines.demo import scan_videos

@@ -11,7 +11,8 @@ import torch
 import yaml
 
 from detectors import create_detector, save_detector
-from detectors.bundle import FRAME, TEMPORAL, Bundle, fit_fusion, load_bundle, save_bundle
+from detectors.bundle import FRAME, TEMPORAL, Bundle, load_bundle, save_bundle
+from detectors.fusion import fit_fusion
 from detectors.checkpoint import DetectorLoadError, load_detector
 from detectors.clips import ClipSet, track_runs, windows
 from detectors.registry import detector_kind
