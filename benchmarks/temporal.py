@@ -16,6 +16,10 @@ fusion is fitted on its validation split, and every figure names what it was mea
 what is already in --work (world, fakes, caches, models), so a rerun only redoes what changed.
 
     python -m benchmarks.temporal [--work runs/bench_temporal] [--generators demo/generators]
+
+Leave-one-out over the pseudo-fake kinds: one run per kind with `--held-out KIND` (the clip detector is
+trained on the other three, in WORK/temporal_KIND; the frame detector and caches are shared), then
+`--table RESULTS.json...` puts the runs side by side.
 """
 from __future__ import annotations
 
@@ -39,6 +43,7 @@ from forensics.io import atomic_write_json, atomic_write_text
 from forensics.metrics import summarize_scores
 from forensics.pipelines import DetectConfig, DetectPipeline
 from forensics.pipelines.train import prepare_cache, render_world_if_missing
+from generators.blending.temporal import TEMPORAL_KINDS
 
 COMMAND = "python -m benchmarks.temporal"
 COLUMNS = (FRAME, TEMPORAL, "fused")
@@ -167,19 +172,26 @@ def run(args) -> dict:
 
     t = stage("train the frame and the clip detector")
     frame_dir = Path(args.frame) if args.frame else train_if_missing("cpu-small", frame_cache, work / "frame")
-    temporal_dir = Path(args.temporal) if args.temporal else train_if_missing("temporal-small", clip_cache,
-                                                                              work / "temporal")
+    if args.temporal:
+        temporal_dir = Path(args.temporal)
+    elif args.held_out:
+        temporal_dir = train_if_missing("temporal-small", clip_cache, work / f"temporal_{args.held_out}",
+                                        held_out_kinds=[args.held_out],
+                                        temporal_kinds=[k for k in TEMPORAL_KINDS if k != args.held_out])
+    else:
+        temporal_dir = train_if_missing("temporal-small", clip_cache, work / "temporal")
     seconds["train"] = round(time.perf_counter() - t, 1)
 
     t = stage("bundle: fusion fitted on validation videos")
-    fitted = make_bundle(frame_dir, temporal_dir, clip_cache, work / "bundle")
+    bundle_dir = work / (f"bundle_{args.held_out}" if args.held_out and not args.temporal else "bundle")
+    fitted = make_bundle(frame_dir, temporal_dir, clip_cache, bundle_dir)
     seconds["bundle"] = round(time.perf_counter() - t, 1)
     trained = load_detector(temporal_dir).meta.get("trained") or {}
 
     t = stage("product path: forensics detect on every test video")
     test_rows = [r for r in fakes.rows if r.split == "test"]
-    product = product_scores(work / "bundle", test_rows, args.frames)
-    degraded = {condition: product_scores(work / "bundle", test_rows, args.frames, condition, work)
+    product = product_scores(bundle_dir, test_rows, args.frames)
+    degraded = {condition: product_scores(bundle_dir, test_rows, args.frames, condition, work)
                 for condition in args.conditions}
     seconds["product"] = round(time.perf_counter() - t, 1)
 
@@ -188,7 +200,7 @@ def run(args) -> dict:
     length = int(load_detector(temporal_dir).model.config.clip_len)
     cases = validation_cases(clip_cache, length, held_out or list(trained.get("kinds") or []), seed=7, split="test")
     cases += [c for c in shuffled_cases([c for c in cases if c.kind == "real"], seed=7) if c.kind == "shuffled"]
-    pseudo = crop_space_rows(work / "bundle", cases)
+    pseudo = crop_space_rows(bundle_dir, cases)
     seconds["pseudo"] = round(time.perf_counter() - t, 1)
 
     results = {
@@ -212,6 +224,28 @@ def run(args) -> dict:
     return results
 
 
+def held_out_table(paths: list[str], out: Path) -> str:
+    """One row per leave-one-out run: the held-out kind against the frame detector, and the product path."""
+    lines = ["# Clip detector, leave one pseudo-fake kind out", "",
+             f"From `{COMMAND} --table {' '.join(paths)}`. Video AUC [95% CI]; the held-out kind was never trained "
+             "on; product-path columns are the fused bundle's members on the same test videos.", "",
+             "| held out | trained on | held-out kind: frame | clip | fused | shuffled frames: clip | "
+             "animation: frame | clip | fused | faceswap: clip | fused | fusion rule |", "|" + "---|" * 12]
+    cell = lambda c: f"{c['auc']:.3f} [{c['ci'][0]:.2f}, {c['ci'][1]:.2f}]" if c["auc"] is not None else "n/a"  # noqa: E731
+    for path in paths:
+        r = json.loads(Path(path).read_text())
+        (held,) = r["kinds"]["held_out"]
+        pseudo, product = r["pseudo"], r["product"]
+        lines.append(" | ".join([f"| {held}", ", ".join(r["kinds"]["trained"]),
+                                 *(cell(pseudo[held][c]) for c in COLUMNS), cell(pseudo["shuffled"][TEMPORAL]),
+                                 *(cell(product["animation"][c]) for c in COLUMNS),
+                                 cell(product["faceswap"][TEMPORAL]), cell(product["faceswap"]["fused"]),
+                                 r["fusion"]["rule"]]) + " |")
+    text = "\n".join(lines) + "\n"
+    atomic_write_text(out.with_suffix(".md"), text)
+    return text
+
+
 def _round(value) -> float | None:
     return None if value is None or not np.isfinite(value) else round(float(value), 4)
 
@@ -229,9 +263,17 @@ def main(argv=None) -> None:
     p.add_argument("--frames", type=int, default=32, help="frames `forensics detect` samples (default 32)")
     p.add_argument("--conditions", nargs="*", default=["h264_crf40"],
                    help="degradations of the test videos also scored (benchmarks.perturb names; default h264_crf40)")
+    p.add_argument("--held-out", default=None, choices=TEMPORAL_KINDS,
+                   help="train the clip detector with this pseudo-fake kind left out (default: the preset's)")
+    p.add_argument("--table", nargs="+", default=None, metavar="RESULTS_JSON",
+                   help="only write the leave-one-out table of these runs' results to --out (.md)")
     p.add_argument("--out", default="benchmarks/results/temporal", help="results path without suffix "
                    "(.json and .md are written)")
-    run(p.parse_args(argv))
+    args = p.parse_args(argv)
+    if args.table:
+        print(held_out_table(args.table, Path(args.out)))
+        return
+    run(args)
 
 
 if __name__ == "__main__":
