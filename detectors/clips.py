@@ -20,7 +20,7 @@ import numpy as np
 
 from detectors.batches import augment_sample
 from forensics.data.cache import CacheEntry, FaceCache
-from forensics.data.crops import FAKE, REAL, Sample, crop_landmarks
+from forensics.data.crops import FAKE, REAL, LabelledRefs, Sample, crop_landmarks
 from generators.blending.temporal import TEMPORAL_KINDS, temporal_fake
 
 
@@ -70,7 +70,7 @@ def windows(run: Sequence[int], length: int, step: int) -> list[tuple[int, ...]]
     return [tuple(run[s:s + length]) for s in starts]
 
 
-class ClipSet:
+class ClipSet(LabelledRefs):
     """The clips of one split of a cache (real or fake, as the dataset says), loaded lazily through mmap.
 
     step: clip start every `step` frames (None: clip_len, non-overlapping). max_per_video: keep this many
@@ -94,23 +94,9 @@ class ClipSet:
             self.refs.extend(ClipRef(entry, rows, label) for rows in clips)
         self._arrays: dict[str, np.ndarray] = {}
 
-    @property
-    def reals(self) -> list[ClipRef]:
-        return [r for r in self.refs if r.label == REAL]
-
-    @property
-    def fakes(self) -> list[ClipRef]:
-        return [r for r in self.refs if r.label == FAKE]
-
-    def videos(self) -> set[str]:
-        return {r.video for r in self.refs}
-
     def clip(self, ref: ClipRef) -> np.ndarray:
         """uint8 [T, H, W, 3]."""
-        crops = self._arrays.get(ref.entry.source)
-        if crops is None:
-            crops = self._arrays[ref.entry.source] = self.cache.load_crops(ref.entry)
-        return np.ascontiguousarray(crops[list(ref.rows)])
+        return np.ascontiguousarray(self.crops_of(ref.entry)[list(ref.rows)])
 
     def landmarks(self, ref: ClipRef) -> np.ndarray:
         """The clip's five points per frame in crop pixels: float [T, 5, 2]."""

@@ -9,8 +9,27 @@ from typing import Any
 MIN_INPUT_SIZE = 32
 
 
+class ConfigFields:
+    """replace() and to_dict() shared by the detector config dataclasses (frame and clip), which carry
+    `name`, `mean` and `std`."""
+
+    def replace(self, **changes: Any):
+        """A copy with some fields changed; unknown names fail with the list of valid ones."""
+        allowed = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - allowed)
+        if unknown:
+            raise ValueError(f"detector {self.name}: unknown option(s) {', '.join(unknown)} "
+                             f"(valid: {', '.join(sorted(allowed))})")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["mean"], out["std"] = list(self.mean), list(self.std)
+        return out
+
+
 @dataclass
-class DetectorConfig:
+class DetectorConfig(ConfigFields):
     """Architecture and input contract of a FrameDetector.
 
     mean/std are the backbone's own (timm pretrained config) so that ImageNet weights given as a local
@@ -43,21 +62,6 @@ class DetectorConfig:
         self.frequency = bool(self.frequency)
         if self.pretrained_file is not None:
             self.pretrained_file = str(self.pretrained_file)
-
-    def replace(self, **changes: Any) -> "DetectorConfig":
-        """A copy with some fields changed; unknown names fail with the list of valid ones."""
-        allowed = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(changes) - allowed)
-        if unknown:
-            raise ValueError(f"detector {self.name}: unknown option(s) {', '.join(unknown)} "
-                             f"(valid: {', '.join(sorted(allowed))})")
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["mean"] = list(self.mean)
-        out["std"] = list(self.std)
-        return out
 
 
 def _triple(values, what: str) -> tuple[float, float, float]:

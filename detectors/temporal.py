@@ -20,7 +20,6 @@ prediction and promotion are the same code; `kind == "clip"` tells the callers t
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -30,7 +29,7 @@ import timm
 import torch
 from torch import nn
 
-from detectors.config import MIN_INPUT_SIZE
+from detectors.config import MIN_INPUT_SIZE, ConfigFields
 from detectors.model import backbone_normalisation, preprocess_crops, preprocess_tensor
 from detectors.registry import register_detector
 
@@ -39,7 +38,7 @@ MIN_CLIP_LEN = 3        # the temporal kernel spans 3 frames; fewer cannot show 
 
 
 @dataclass
-class ClipDetectorConfig:
+class ClipDetectorConfig(ConfigFields):
     """Architecture and input contract of a ClipDetector (rebuilt exactly from a checkpoint's config.json).
 
     stage: which timm `features_only` stage of `backbone` feeds the temporal layers (early = small receptive
@@ -74,19 +73,6 @@ class ClipDetectorConfig:
         if not 0.0 <= float(self.drop_rate) < 1.0:
             raise ValueError(f"detector {self.name}: drop_rate must be in [0, 1), got {self.drop_rate}")
         self.drop_rate = float(self.drop_rate)
-
-    def replace(self, **changes: Any) -> "ClipDetectorConfig":
-        allowed = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(changes) - allowed)
-        if unknown:
-            raise ValueError(f"detector {self.name}: unknown option(s) {', '.join(unknown)} "
-                             f"(valid: {', '.join(sorted(allowed))})")
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["mean"], out["std"] = list(self.mean), list(self.std)
-        return out
 
 
 class TemporalBlock(nn.Module):

@@ -49,7 +49,33 @@ def crop_landmarks(face: dict, size: int, margin: float) -> np.ndarray:
     return points @ matrix[:, :2].T + matrix[:, 2]
 
 
-class CropSet:
+class LabelledRefs:
+    """What a set of labelled references over a cache shares, whatever one reference is (a crop here, a clip
+    in detectors.clips): the reals, the fakes, their videos, and each source's crops loaded once through mmap."""
+
+    refs: list
+    cache: FaceCache
+    _arrays: dict[str, np.ndarray]
+
+    @property
+    def reals(self) -> list:
+        return [r for r in self.refs if r.label == REAL]
+
+    @property
+    def fakes(self) -> list:
+        return [r for r in self.refs if r.label == FAKE]
+
+    def videos(self) -> set[str]:
+        return {r.video for r in self.refs}
+
+    def crops_of(self, entry: CacheEntry) -> np.ndarray:
+        crops = self._arrays.get(entry.source)
+        if crops is None:
+            crops = self._arrays[entry.source] = self.cache.load_crops(entry)
+        return crops
+
+
+class CropSet(LabelledRefs):
     """The crops of one split of a cache, as (real, fake) references, loaded lazily through mmap."""
 
     def __init__(self, cache: FaceCache, split: str | None, max_per_video: int | None = None):
@@ -64,14 +90,6 @@ class CropSet:
             self.refs.extend(CropRef(entry, int(i), label) for i in rows)
         self._arrays: dict[str, np.ndarray] = {}
 
-    @property
-    def reals(self) -> list[CropRef]:
-        return [r for r in self.refs if r.label == REAL]
-
-    @property
-    def fakes(self) -> list[CropRef]:
-        return [r for r in self.refs if r.label == FAKE]
-
     def subset(self, keep) -> "CropSet":
         """A CropSet over the refs whose video `keep(video)` accepts (shares the loaded arrays)."""
         other = CropSet.__new__(CropSet)
@@ -79,14 +97,8 @@ class CropSet:
         other.refs = [r for r in self.refs if keep(r.video)]
         return other
 
-    def videos(self) -> set[str]:
-        return {r.video for r in self.refs}
-
     def image(self, ref: CropRef) -> np.ndarray:
-        crops = self._arrays.get(ref.entry.source)
-        if crops is None:
-            crops = self._arrays[ref.entry.source] = self.cache.load_crops(ref.entry)
-        return np.ascontiguousarray(crops[ref.index])
+        return np.ascontiguousarray(self.crops_of(ref.entry)[ref.index])
 
     def landmarks(self, ref: CropRef) -> np.ndarray:
         return crop_landmarks(ref.face, self.cache.config.crop_size, self.cache.config.margin)
