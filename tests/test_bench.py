@@ -14,6 +14,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.detect_speed import FRAME_ONLY, FUSED
+from benchmarks.fakes import MANIFEST
+from benchmarks.perturb import downscale, parse_condition, perturb_video
+from benchmarks.runner import SUITES_DIR, load_suite
+from detectors import create_detector, save_detector
+from forensics.cli.main import main
+from forensics.data.manifest import ManifestRow, read_manifest, write_manifest
+from forensics.data.registry import create_dataset, detect_layout
+from forensics.media import sample_frames
+from forensics.synthetic import WorldConfig, generate_world
+from forensics.training import Trainer
+from generators.animation import AnimationConfig, build_modules, save_animation
+from generators.faceswap import FaceswapConfig, make_task
+
 FACESWAP_TINY = dict(size=32, encoder_channels=8, bottleneck_channels=32, latent_dim=32, decoder_channels=32,
                      disc_channels=8, epochs=1, steps_per_epoch=40, batch_size=4, lr=2e-3, adv_weight=0.0,
                      eval_frames=2, preview=2, device="cpu", seed=0)
@@ -27,8 +41,6 @@ ANIMATION_TINY = dict(size=32, num_kp=5, head_kernel=3, kp_block_expansion=8, kp
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """8 identities x 2 videos (6 frames, 128 px): 4 train, 2 val, 2 test identities."""
-    from forensics.synthetic import WorldConfig, generate_world
-
     root = tmp_path_factory.mktemp("bench_world")
     generate_world(root, WorldConfig(identities=8, videos_per_identity=2, frames=6, size=128, seed=5,
                                      val_fraction=0.25, test_fraction=0.25), progress=False)
@@ -39,9 +51,6 @@ def world(tmp_path_factory):
 def generators(world, tmp_path_factory):
     """Face-swap (pair 0/4, both train identities; 40 steps, enough for MTCNN to see a face in its swaps)
     and animation (untrained weights: its output still carries the warped source face) checkpoints."""
-    from forensics.training import Trainer
-    from generators.animation import AnimationConfig, build_modules, save_animation
-    from generators.faceswap import FaceswapConfig, make_task
 
     folder = tmp_path_factory.mktemp("bench_generators")
     config = FaceswapConfig(world=str(world), identity_a=0, identity_b=4, **FACESWAP_TINY)
@@ -68,8 +77,6 @@ def write_suite(path: Path, **keys) -> Path:
 
 
 def bench(*args: str) -> int:
-    from forensics.cli.main import main
-
     return main(["bench", *args])
 
 
@@ -84,14 +91,10 @@ def benchmark_runs(name: str) -> list:
 # ---------------------------------------------------------------------- perturbations
 
 def _frames(path) -> np.ndarray:
-    from forensics.media import sample_frames
-
     return np.stack([f.image for f in sample_frames(path).frames]).astype(np.float64)
 
 
 def test_perturbations_degrade_as_their_names_say(world, tmp_path):
-    from benchmarks.perturb import downscale, parse_condition, perturb_video
-
     source = sorted((world / "videos").glob("*.mp4"))[0]
     clean = _frames(source)
     error = {}
@@ -130,9 +133,6 @@ def test_perturbations_degrade_as_their_names_say(world, tmp_path):
 # ---------------------------------------------------------------------- cross-generator
 
 def test_cross_generator_suite_fills_the_matrix_logs_and_resumes(world, generators, tmp_path, store, capsys):
-    from benchmarks.fakes import MANIFEST
-    from forensics.data.registry import create_dataset, detect_layout
-
     suite = write_suite(tmp_path / "cg.yaml", name="cg", kind="cross_generator", description="tiny cross-generator",
                         world=str(world), generators=generators, reals={"train": 4, "val": 2, "test": 2},
                         fakes={"animation": {"train": 2, "val": 1, "test": 2}, "faceswap": {"reconstructions": False}},
@@ -211,8 +211,6 @@ def test_cross_generator_suite_fills_the_matrix_logs_and_resumes(world, generato
 @pytest.fixture()
 def world_with_broken_video(world, tmp_path):
     """The world plus one test-split "video" that is not a video: its cells must fail, the rest finish."""
-    from forensics.data.manifest import ManifestRow, read_manifest, write_manifest
-
     copy = tmp_path / "world"
     shutil.copytree(world, copy, ignore=shutil.ignore_patterns("face_cache", "*.npz"))
     (copy / "videos" / "id0099_v00.mp4").write_bytes(b"not a video at all" * 64)
@@ -224,8 +222,6 @@ def world_with_broken_video(world, tmp_path):
 
 
 def test_robustness_suite_scores_every_condition_and_resumes(world_with_broken_video, generators, tmp_path, store):
-    from detectors import create_detector, save_detector
-
     detector = save_detector(tmp_path / "detector", create_detector("mobilenetv3-small", input_size=64),
                              {"crop": {"size": 64, "margin": 0.25}, "note": "untrained: plumbing only"})
     conditions = ["clean", "jpeg50", "h264_crf40"]
@@ -278,7 +274,6 @@ def test_speed_suite_records_the_detect_benchmark(tmp_path, store):
     document = json.loads((out / "sp.json").read_text())
     results = document["results"]
     assert results["clip"]["width"] == 1280 and results["every_frame"]["default"]["frames_per_s"] > 0
-    from benchmarks.detect_speed import FRAME_ONLY, FUSED
 
     assert results["sampled"][FRAME_ONLY]["cli_cold_wall_s"] > 0
     assert results["sampled"][FUSED]["face_crops"] == results["sampled"][FRAME_ONLY]["face_crops"] > 0
@@ -289,8 +284,6 @@ def test_speed_suite_records_the_detect_benchmark(tmp_path, store):
 
 
 def test_shipped_suites_load_and_are_listed(capsys):
-    from benchmarks.runner import SUITES_DIR, load_suite
-
     assert bench("list") == 0
     listed = capsys.readouterr().out
     for name, kind in (("cross-generator", "cross_generator"), ("robustness", "robustness"), ("speed", "speed")):

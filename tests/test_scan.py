@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from forensics.io import read_jsonl
+from detectors import create_detector, promote, save_detector
 from detectors.promote import NO_CHAMPION as NO_MODEL
+from forensics.io import read_jsonl
 from forensics.pipelines import (
     DetectConfig,
     DetectRecord,
@@ -23,7 +24,9 @@ from forensics.pipelines import (
     scan,
     summary_line,
 )
+from forensics.pipelines.demo import scan_videos
 from forensics.report import ReportWriter
+from forensics.synthetic import VideoConfig, render_video, sample_identity
 
 KEYS = ["path", "kind", "status", "error", "score", "label", "threshold", "frames_analyzed", "faces",
         "frame_scores", "model", "elapsed_s", "warning"]
@@ -32,8 +35,6 @@ CONFIG = DetectConfig(device="cpu")
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-    from detectors import create_detector, save_detector
-
     model = create_detector("mobilenetv3-small", input_size=64)
     return save_detector(tmp_path_factory.mktemp("detector"), model, {"threshold": 0.5,
                                                                         "crop": {"size": 64, "margin": 0.25}})
@@ -42,8 +43,6 @@ def model_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def media(tmp_path_factory) -> dict[str, Path]:
     """A face, a blank wall (no face) and a file that is not media: one input of each status."""
-    from forensics.synthetic import VideoConfig, render_video, sample_identity
-
     folder = tmp_path_factory.mktemp("scan_media")
     frames, _ = render_video(sample_identity(np.random.default_rng(3), 3), seed=5,
                              config=VideoConfig(size=160, frames=1, fps=25, max_yaw=10, max_pitch=8))
@@ -56,7 +55,6 @@ def media(tmp_path_factory) -> dict[str, Path]:
 
 class Recorder:
     """An on_record callback that keeps what it was given, and a model finder that counts its calls."""
-
     def __init__(self, model_dir: Path | None = None) -> None:
         self.records: list[DetectRecord] = []
         self.model_lookups = 0
@@ -180,9 +178,6 @@ def test_the_detect_path_imports_no_training_or_tracking_stack():
 
 
 def test_demo_scans_with_the_champion_and_needs_one(tmp_path, media, model_dir, monkeypatch):
-    from detectors import promote
-    from forensics.pipelines.demo import scan_videos
-
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'empty_registry.db'}")
     with pytest.raises(ValueError, match="none is registered as forensics-detector@champion"):
         scan_videos([media["face"]], tmp_path)

@@ -12,9 +12,9 @@ import yaml
 
 from detectors import create_detector, save_detector
 from detectors.bundle import FRAME, TEMPORAL, Bundle, load_bundle, save_bundle
-from detectors.fusion import fit_fusion
 from detectors.checkpoint import DetectorLoadError, load_detector
 from detectors.clips import ClipSet, track_runs, windows
+from detectors.fusion import fit_fusion
 from detectors.registry import detector_kind
 from detectors.temporal import ClipDetector
 from forensics.cli.main import main as cli
@@ -23,6 +23,7 @@ from forensics.media import sample_frames
 from forensics.media.sampling import clip_windows
 from forensics.pipelines import DetectConfig, DetectPipeline
 from forensics.report import write_report
+from forensics.synthetic import WorldConfig, generate_world
 
 CLIP_LEN = 6
 # Small enough to train in seconds: 64-px crops, 16 consecutive frames per video, flicker only (the kind a
@@ -35,8 +36,6 @@ CONFIG = {"detector": "temporal-small", "input_size": 64, "crop_size": 64, "marg
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from forensics.synthetic import WorldConfig, generate_world
-
     root = tmp_path_factory.mktemp("temporal_world") / "synth"
     generate_world(root, WorldConfig(identities=10, videos_per_identity=2, frames=16, size=128, seed=11),
                    progress=False)

@@ -111,23 +111,21 @@ def run_generator(args) -> int:
 
 def run_detector(args) -> int:
     from detectors.promote import CHALLENGER
-    from detectors.registry import DEFAULT_DETECTOR, list_detectors
+    from detectors.registry import DEFAULT_DETECTOR, detector_kind, list_detectors
     from detectors.task import DetectorTrainConfig
     from forensics.data.registry import DatasetError
     from forensics.pipelines.train import prepare_cache, run_detector_training
 
     if args.list:
-        from detectors.registry import detector_kind as kind_of
         for name in list_detectors():
             print(name + ("  (default)" if name == DEFAULT_DETECTOR else "")
-                  + ("  (clip detector: train with --detector NAME, use inside a bundle)" if kind_of(name) == "clip"
+                  + ("  (clip detector: train with --detector NAME, use inside a bundle)" if detector_kind(name) == "clip"
                      else ""))
         return 0
     for name in ("epochs", "batch_size", "identities"):
         value = getattr(args, name)
         if value is not None and value < 1:
             return _usage(f"--{name.replace('_', '-')} must be at least 1")
-    from detectors.registry import detector_kind
     if args.detector is not None and args.detector not in list_detectors():
         return _usage(f"unknown detector {args.detector!r} (known: {', '.join(list_detectors())})")
     preset = args.config or args.preset or (
