@@ -21,6 +21,7 @@ import numpy as np
 from detectors.batches import augment_sample
 from forensics.data.cache import CacheEntry, FaceCache
 from forensics.data.crops import FAKE, REAL, LabelledRefs, Sample, crop_landmarks
+from generators.blending import self_blend
 from generators.blending.temporal import TEMPORAL_KINDS, temporal_fake
 
 
@@ -106,6 +107,10 @@ class ClipSet(LabelledRefs):
     def sample(self, ref: ClipRef) -> Sample:
         method = "real" if ref.label == REAL else (ref.entry.method or "fake")
         return Sample(self.clip(ref), ref.label, ref.video, ref.first_frame, method)
+
+    def self_blended(self, ref: ClipRef, rng: np.random.Generator) -> np.ndarray:
+        """The clip with every frame self-blended on its own (the frame detector's pseudo-fake, as a clip)."""
+        return np.stack([self_blend(frame, points, rng)[0] for frame, points in zip(self.clip(ref), self.landmarks(ref))])
 
     def pseudo_fake(self, ref: ClipRef, rng: np.random.Generator, kinds: Sequence[str]) -> Sample:
         """A temporal pseudo-fake of a real clip (grouped as its video + '#<kind>')."""

@@ -18,14 +18,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from detectors.aggregate import aggregate_scores
-from detectors.bundle import FRAME, FUSION_RULES, TEMPORAL, Bundle, load_bundle, save_bundle
+from detectors.bundle import FRAME, FUSION_RULES, TEMPORAL, Bundle, save_bundle
 from detectors.checkpoint import LoadedDetector, load_detector
 from detectors.clips import ClipRef, ClipSet
 from detectors.predict import predict_clip_logits, predict_logits
 from forensics.data.cache import FaceCache
 from forensics.data.crops import FAKE, REAL
 from forensics.metrics import apply_platt, calibrate_threshold, fit_platt, roc_auc
-from generators.blending import self_blend
 from generators.blending.temporal import TEMPORAL_KINDS, apply_recipe, draw_recipe
 
 
@@ -57,9 +56,8 @@ def validation_cases(cache: FaceCache, clip_len: int, kinds: Sequence[str], seed
         blended = VideoCase(f"{video}#sbi", FAKE, "sbi")
         temporal = VideoCase(f"{video}#{kind}", FAKE, kind)
         for ref, clip in zip(refs, real.clips):
-            points = clips.landmarks(ref)
-            blended.clips.append(np.stack([self_blend(frame, lm, rng)[0] for frame, lm in zip(clip, points)]))
-            temporal.clips.append(apply_recipe(clip, points, draw_recipe(kind, len(clip), rng)))
+            blended.clips.append(clips.self_blended(ref, rng))
+            temporal.clips.append(apply_recipe(clip, clips.landmarks(ref), draw_recipe(kind, len(clip), rng)))
         cases += [real, blended, temporal]
     return cases
 
@@ -77,16 +75,20 @@ def member_video_logits(loaded: LoadedDetector, cases: Sequence[VideoCase], devi
     return np.asarray(out, np.float64)
 
 
+def fused_logits(members: Mapping[str, LoadedDetector], video_logits: Mapping[str, np.ndarray],
+                 rule: str) -> np.ndarray:
+    """The fused logit of every video under `rule` (before the fusion's own Platt scale)."""
+    bundle = Bundle(dict(members), {"a": 1.0, "b": 0.0, "threshold": 0.5, "rule": rule}, "fitting", "", {})
+    rows = len(next(iter(video_logits.values())))
+    return np.array([bundle.fuse({role: float(video_logits[role][i]) for role in members}) for i in range(rows)])
+
+
 def fit_fusion(members: Mapping[str, LoadedDetector], video_logits: Mapping[str, np.ndarray],
                labels: np.ndarray) -> dict[str, Any]:
     """The fusion rule with the higher validation AUC (ties: mean), then its Platt scale and EER threshold
     over the validation videos (one row per video)."""
-    fused, auc = {}, {}
-    for rule in FUSION_RULES:
-        bundle = Bundle(dict(members), {"a": 1.0, "b": 0.0, "threshold": 0.5, "rule": rule}, "fitting", "", {})
-        fused[rule] = np.array([bundle.fuse({role: float(video_logits[role][i]) for role in members})
-                                for i in range(len(labels))])
-        auc[rule] = float(roc_auc(labels, fused[rule]))
+    fused = {rule: fused_logits(members, video_logits, rule) for rule in FUSION_RULES}
+    auc = {rule: float(roc_auc(labels, z)) for rule, z in fused.items()}
     rule = max(FUSION_RULES, key=lambda r: (auc[r], r == "mean"))
     platt = fit_platt(labels, fused[rule])
     if not platt["a"] > 0:
@@ -121,8 +123,7 @@ def make_bundle(frame_dir: str | Path, temporal_dir: str | Path, cache: FaceCach
     save_bundle(out, {FRAME: frame_dir, TEMPORAL: temporal_dir}, {**fusion, "validation": validation},
                 meta={"name": f"{members[FRAME].name}+{members[TEMPORAL].name}",
                       "trained_on": {role: _trained_on(m) for role, m in members.items()}})
-    bundle = load_bundle(out)
-    fused = np.array([bundle.fuse({r: float(logits[r][i]) for r in members}) for i in range(len(cases))])
+    fused = fused_logits(members, logits, fusion["rule"])
     return {"bundle": str(out), "fusion": fusion, "validation": validation,
             "auc": {**{role: _auc(labels, z, cases) for role, z in logits.items()}, "fused": _auc(labels, fused, cases)},
             "seconds": round(time.perf_counter() - started, 1)}

@@ -36,7 +36,6 @@ from forensics.data.registry import create_dataset
 from forensics.device import resolve_device
 from forensics.io import atomic_write_json
 from forensics.tracking import start_run
-from generators.blending import self_blend
 from generators.registry import get_generator
 
 SBI = "sbi"                               # the self-blended pseudo-fakes: a row and a column like a family
@@ -229,8 +228,7 @@ def clip_samples(cache: FaceCache, columns: list[str], seed: int, clip_len: int)
     if SBI in columns:
         for ref in clips.reals:
             rng = np.random.default_rng([seed, ref.first_frame, len(samples)])
-            frames = [self_blend(frame, points, rng)[0] for frame, points in zip(clips.clip(ref), clips.landmarks(ref))]
-            samples.append(Sample(np.stack(frames), 1, ref.video + "#sbi", ref.first_frame, SBI))
+            samples.append(Sample(clips.self_blended(ref, rng), 1, ref.video + "#sbi", ref.first_frame, SBI))
     return samples
 
 

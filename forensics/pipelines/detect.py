@@ -153,11 +153,10 @@ class DetectPipeline:
         if clips is not None:
             clips.finish()
             findings.clips = clips.scored
-            timings["classify"] = clips.seconds
         timings["faces"] = self.faces.detect_seconds - detect_seconds
         timings["align"] = self.faces.align_seconds - align_seconds
         timings["decode"] = reader.seconds
-        timings["classify"] = timings.get("classify", 0.0) + scorer.seconds
+        timings["classify"] = scorer.seconds + (clips.seconds if clips is not None else 0.0)
         findings.frames_analyzed = analysed
         findings.warning = reader.warning
         findings.observations = scorer.observations
