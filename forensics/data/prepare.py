@@ -24,10 +24,10 @@ class CachedDataset:
 
 def cache_dataset(root: str | Path, config: CacheConfig, dataset: str | None = None,
                   cache_dir: str | Path | None = None, split: str | None = None, limit: int | None = None,
-                  progress: bool = True) -> CachedDataset:
+                  progress: bool = True, options: dict | None = None) -> CachedDataset:
     """Cache the faces of the dataset at `root` (default cache folder: ROOT/face_cache, or
     ROOT/face_cache_clips for a cache of clips); `split` keeps one
-    split, `limit` the first N clips (quick looks)."""
+    split, `limit` the first N clips (quick looks); `options` go to the adapter (e.g. FF++'s compression)."""
     root = Path(root)
     if not root.exists():
         raise DatasetError(f"{root}: no such folder")
@@ -35,7 +35,7 @@ def cache_dataset(root: str | Path, config: CacheConfig, dataset: str | None = N
     if dataset is None:
         raise DatasetError(f"{root}: cannot tell the dataset layout; pass --dataset")
     try:
-        rows = create_dataset(dataset, root).rows()
+        rows = create_dataset(dataset, root, **(options or {})).rows()
     except (KeyError, ValueError) as exc:
         raise DatasetError(" ".join(str(exc).split())) from None
     if split:

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from forensics.data.manifest import read_manifest
 from forensics.faces.crops import CropSpec, aligned_crop, face_from_points
 from forensics.io import atomic_path
 from forensics.landmarks import five_points
 from forensics.media import iter_frames
+from forensics.progress import progress_bar
 from forensics.synthetic.world import load_truth
 
 FACESET_VERSION = 1
@@ -119,7 +119,7 @@ def _build(world: Path, size: int, margin: float, every: int, progress: bool) ->
     spec = CropSpec(size, margin)
     rows = read_manifest(world / "manifest.csv")
     images, landmarks, ids, videos_idx, frames, splits, videos = [], [], [], [], [], [], []
-    for row in tqdm(rows, desc="faceset", unit="video", disable=not progress):
+    for row in progress_bar(rows, desc="faceset", unit="video", enabled=progress):
         meta = row.meta if isinstance(row.meta, dict) else json.loads(row.meta or "{}")
         _, truths = load_truth(world / meta["truth"])
         by_index = {t.index: t for t in truths}

@@ -21,11 +21,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from forensics.data.manifest import ManifestRow, write_manifest
 from forensics.io import atomic_write_json
 from forensics.media import write_video
+from forensics.progress import progress_bar
 from forensics.synthetic.identity import Identity, identity_rng, sample_identity
 from forensics.synthetic.render import FrameTruth
 from forensics.synthetic.video import VideoConfig, render_video, video_scene
@@ -117,7 +117,7 @@ def generate_world(out_dir, config: WorldConfig | None = None, progress: bool = 
     video_cfg = config.video_config()
 
     jobs = [(ident, v) for ident in identities for v in range(config.videos_per_identity)]
-    bar = tqdm(total=len(jobs), unit="video", desc="synth") if progress else None
+    bar = progress_bar(total=len(jobs), unit="video", desc="synth") if progress else None
     rows = []
     for ident, v in jobs:
         name = f"{ident.name}_v{v:02d}"

@@ -25,7 +25,7 @@ class TrainConfig:
     min_delta: an epoch improves only if it beats the best by more than this.
     checkpoint_dir: where last/ and best/ go; None keeps nothing (and cannot resume).
     log_every: optimizer steps between step-level metric logs.
-    progress: tqdm bar on rank 0; None lets tqdm decide (off when stderr is not a terminal).
+    progress: progress on rank 0 (a bar on a terminal, a line every 30 s and per epoch in a log); False: none.
     find_unused_parameters: passed to DistributedDataParallel.
     """
     epochs: int = 10

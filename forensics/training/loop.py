@@ -25,9 +25,9 @@ from typing import Any, Iterable, Iterator
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
 from forensics.device import autocast, resolve_device
+from forensics.progress import progress_bar
 
 from . import distributed as D
 from .api import FitResult, TrainConfig
@@ -201,8 +201,8 @@ class Trainer:
         epoch_means, log_means = _Means(), _Means()
         ctx.epoch = epoch
         count = 0
-        disable = True if not ctx.is_main else (None if cfg.progress is None else not cfg.progress)
-        with tqdm(total=total, desc=f"epoch {epoch}", disable=disable, leave=False, dynamic_ncols=True) as bar:
+        shown_here = cfg.progress is not False and ctx.is_main     # None: a bar on a terminal, lines in a log
+        with progress_bar(total=total, desc=f"epoch {epoch}", unit="batch", enabled=shown_here, leave=False) as bar:
             for index, (batch, last) in enumerate(_flag_last(batches)):
                 boundary = last or (index + 1) % cfg.grad_accum == 0
                 ctx.micro_step = index
