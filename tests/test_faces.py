@@ -27,6 +27,7 @@ from forensics.faces import (
     to_rgb_uint8,
     track_faces,
 )
+from forensics.faces.tracking import is_scene_cut, scene_signature
 
 
 def draw_face(size: int = 160, skin=(224, 172, 138), background=(70, 90, 110), seed: int = 0):
@@ -345,3 +346,17 @@ def test_pipeline_tracks_aligns_and_reports_empty_frames(detector):
     assert np.abs(fixed_window[1] - fixed_window[0]).mean() > 2 * np.abs(crops[3] - crops[0]).mean()
     with pytest.raises(FaceInputError):
         pipeline.run(frames, indices=[0, 1])
+
+
+def test_a_scene_cut_splits_a_track_that_box_overlap_would_join():
+    """The same spot on screen after a cut to another scene is someone else: one track per scene, while one
+    scene (even with small frame-to-frame changes) stays one track."""
+    scene_a = [draw_face(background=(70, 90, 110), seed=i)[0] for i in range(4)]
+    scene_b = [draw_face(background=(210, 70, 40), skin=(190, 140, 110), seed=10 + i)[0] for i in range(4)]
+    pipeline = FacePipeline(CropSpec(64, 0.25), device="cpu")
+    cut = pipeline.run(scene_a + scene_b)
+    assert len(cut.crops) == 8 and len(cut.tracks) == 2
+    assert {c.track for c in cut.crops[:4]} != {c.track for c in cut.crops[4:]}
+    assert len(pipeline.run(scene_a + scene_a[::-1]).tracks) == 1
+    assert is_scene_cut(scene_signature(scene_a[0]), scene_signature(scene_b[0]))
+    assert not is_scene_cut(scene_signature(scene_a[0]), scene_signature(scene_a[1]))

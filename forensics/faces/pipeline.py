@@ -22,7 +22,7 @@ from forensics.faces.crops import CropSpec, aligned_crop
 from forensics.faces.detector import Face, FaceDetector, FaceDetectorConfig, detection_size, get_face_detector
 from forensics.faces.image import FaceInputError, to_rgb_uint8
 from forensics.faces.keyframes import KeyframeFaces
-from forensics.faces.tracking import IoUTracker
+from forensics.faces.tracking import IoUTracker, is_scene_cut, scene_signature
 from forensics.media.types import Frame
 
 # MTCNN's own floor: below this its first pyramid level is coarser than the P-Net window is useful for.
@@ -116,9 +116,14 @@ class FacePipeline:
         keyframes = KeyframeFaces(self.detector_for(height, width).detect, detect_every=detect_every, chunk=chunk)
         tracker = IoUTracker(self.config.iou_threshold, self.config.max_gap)
         limit = self.config.max_faces_per_frame
+        previous = None
         try:
             for item in keyframes.run(_chain(first, iterator)):
                 started = time.perf_counter()
+                signature = scene_signature(item.frame.image)
+                if previous is not None and is_scene_cut(previous, signature):
+                    tracker.reset()
+                previous = signature
                 found = item.faces[:limit] if limit else item.faces
                 crops = [self._crop(item.frame, face, track, item.detected)
                          for face, track in zip(found, tracker.update(found))]

@@ -51,9 +51,11 @@ def quiet_ffmpeg() -> Iterator[None]:
 
 
 def open_input(path: Path, demuxer: str | None) -> av.container.InputContainer:
-    """Open for reading; the sniffed demuxer (when known) overrides FFmpeg's extension-based guess."""
+    """Open for reading; the sniffed demuxer (when known) overrides FFmpeg's extension-based guess. Metadata
+    that is not UTF-8 (a Latin-1 title tag) is read with replacement characters: a tag must never decide
+    whether a video gets a verdict."""
     try:
-        return av.open(str(path), mode="r", format=demuxer)
+        return av.open(str(path), mode="r", format=demuxer, metadata_errors="replace")
     except DECODE_ERRORS as exc:
         raise MediaError(path, f"truncated or corrupt: {ffmpeg_reason(exc)}") from None
 
@@ -88,6 +90,7 @@ class DecodeReport:
     packet_errors: int = 0           # packets the decoder rejected after the first good frame
     leading_errors: int = 0          # rejected before any frame came out (e.g. a stream cut mid-GOP)
     corrupt_frames: int = 0          # frames FFmpeg flagged as decoded with concealed errors
+    corrupt_packets: int = 0         # packets the demuxer flagged as damaged (an MPEG-TS continuity break)
     stopped: str | None = None       # reason reading ended before the end of the file
     damaged_file: str | None = None  # damage visible in the file itself (e.g. it ends mid-packet)
     first_error: str | None = None
@@ -107,6 +110,9 @@ class DecodeReport:
         if self.packet_errors:
             out.append(f"{self.packet_errors} undecodable packet{'s' if self.packet_errors != 1 else ''}"
                        + (f" ({self.first_error})" if self.first_error else ""))
+        if self.corrupt_packets:
+            out.append(f"{self.corrupt_packets} damaged packet{'s' if self.corrupt_packets != 1 else ''}"
+                       " (the container's continuity is broken)")
         if self.corrupt_frames:
             out.append(f"{self.corrupt_frames} frame{'s' if self.corrupt_frames != 1 else ''}"
                        " decoded with errors")
@@ -129,6 +135,8 @@ def decode_packets(container, stream, report: DecodeReport) -> Iterator[av.Video
             report.stopped = ffmpeg_reason(exc)
             yield from _flush(stream, report)
             return
+        if packet.size and packet.is_corrupt:
+            report.corrupt_packets += 1
         try:
             frames = packet.decode()
         except DECODE_ERRORS as exc:

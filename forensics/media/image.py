@@ -9,7 +9,7 @@ from PIL import Image, ImageOps
 
 from .errors import MediaError, one_line
 from .sniff import check_readable_file, read_head, sniff_signature
-from .types import IMAGE, MIN_SIDE, VIDEO, MediaInfo
+from .types import IMAGE, MIN_SIDE, VIDEO, MediaInfo, fit_pixels
 
 EXIF_ORIENTATION_TAG = 0x0112
 # EXIF orientation -> clockwise rotation needed for display (the mirrored variants share a rotation).
@@ -28,10 +28,11 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
 def read_image(path: str | os.PathLike) -> tuple[np.ndarray, MediaInfo]:
     """Pixels and info from a single decode."""
     p = check_readable_file(path)
-    rgb, rotation, fmt = _decode(p)
+    rgb, rotation, fmt, stored, frames = _decode(p)
     height, width = rgb.shape[:2]
-    info = MediaInfo(path=str(p), kind=IMAGE, width=width, height=height, fps=None, frames=1,
-                     duration=None, rotation=rotation, codec=fmt, container=None)
+    info = MediaInfo(path=str(p), kind=IMAGE, width=width, height=height, fps=None, frames=frames,
+                     duration=None, rotation=rotation, codec=fmt, container=None,
+                     stored_size=stored if stored != (width, height) else None)
     return rgb, info
 
 
@@ -44,15 +45,21 @@ def is_decodable_image(path: Path) -> bool:
         return False
 
 
-def _decode(path: Path) -> tuple[np.ndarray, int, str | None]:
-    """Full decode (so truncation is caught here, not later in a detector); returns rgb, rotation, format."""
+def _decode(path: Path) -> tuple[np.ndarray, int, str | None, tuple[int, int], int]:
+    """Full decode (so truncation is caught here, not later in a detector); returns rgb (downscaled to
+    MAX_FRAME_PIXELS when larger), rotation, format, the displayed size in the file and its frame count
+    (animated GIF/WebP/PNG have several; the first is returned)."""
     try:
         with Image.open(path) as im:
             fmt = (im.format or "").lower() or None
+            frames = int(getattr(im, "n_frames", 1) or 1)
             orientation = _exif_orientation(im)
             _check_size(path, im.size)
             im.load()
             upright = ImageOps.exif_transpose(im) if orientation not in (0, 1) else im
+            stored = upright.size
+            if fit_pixels(*stored) != stored:
+                upright = _downscale(upright, fit_pixels(*stored))
             rgb = to_rgb_uint8(upright)
     except MediaError:
         raise
@@ -62,12 +69,23 @@ def _decode(path: Path) -> tuple[np.ndarray, int, str | None]:
         signature = sniff_signature(read_head(path))
         if signature is not None and signature.kind == VIDEO:
             raise MediaError(path, f"not an image (the content is {signature.label} video)") from None
+        if signature is not None and signature.kind == IMAGE:
+            raise MediaError(path, f"{signature.label} images are not supported (no decoder for them is installed); "
+                                   "convert it to JPEG or PNG first") from None
         raise MediaError(path, "not a video or image (unrecognised content)") from None
     except MemoryError:
         raise MediaError(path, "image too large to decode (out of memory)") from None
     except _PIL_ERRORS as exc:
         raise MediaError(path, f"truncated or corrupt: {one_line(exc) or type(exc).__name__}") from None
-    return rgb, _ORIENTATION_TO_ROTATION.get(orientation, 0), fmt
+    return rgb, _ORIENTATION_TO_ROTATION.get(orientation, 0), fmt, stored, frames
+
+
+def _downscale(im: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """Area-averaged where the mode allows it (some high-bit-depth and palette modes only resample nearest)."""
+    try:
+        return im.resize(size, Image.Resampling.BOX)
+    except ValueError:
+        return im.resize(size, Image.Resampling.NEAREST)
 
 
 def _exif_orientation(im: Image.Image) -> int:

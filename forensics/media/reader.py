@@ -130,12 +130,12 @@ class FrameIterator(Iterator[Frame]):
 
     def _decode(self, source: VideoSource, every: int) -> Iterator[Frame]:
         try:
-            seen = 0
+            seen, last_t = 0, None
             for index, t, frame in source.scan():
-                seen += 1
+                seen, last_t = seen + 1, t
                 if index % every == 0:
                     yield Frame(index=index, t=t, image=source.rgb(frame))
-            summary = finish(source, [], shortfall(seen, source.info.frames))
+            summary = finish(source, [], shortfall(source, seen, last_t))
             self.complete, self.warning = summary.complete, summary.warning
         finally:
             source.close()
@@ -174,8 +174,9 @@ def _read_image(p: Path, recognised: bool):
 
 def _image_sample(p: Path, recognised: bool = True) -> FrameSample:
     image, info = _read_image(p, recognised)
-    return FrameSample(frames=[Frame(index=0, t=0.0, image=image)], info=info, complete=True,
-                       warning=None)
+    animated = (f"animated image: only the first of its {info.frames} frames is analysed (convert it to a video to "
+                "analyse them all)") if (info.frames or 1) > 1 else None
+    return FrameSample(frames=[Frame(index=0, t=0.0, image=image)], info=info, complete=True, warning=animated)
 
 
 def _check_counts(**counts: int | None) -> None:

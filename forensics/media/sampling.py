@@ -11,6 +11,8 @@ is >= the target.
 """
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 from typing import Iterator
 
@@ -27,6 +29,8 @@ DEFAULT_KEYFRAME_INTERVAL = 250
 # How many frames short of the header's (or duration's) promise still counts as a complete read:
 # duration x fps estimates are off by a frame or so.
 END_SLACK_FRAMES = 2
+# Where only the duration is known, a read ending this close to it is complete (the last frame is held).
+END_SLACK_SECONDS = 0.5
 # Give up on a seek target after this many back-offs (each doubles the distance).
 MAX_SEEK_RETRIES = 4
 SEEK = "seek"
@@ -119,23 +123,35 @@ def finish(source: VideoSource, frames: list[Frame], extra: list[str]) -> FrameS
 def _scan_selected(source: VideoSource, every: int, limit: int | None) -> FrameSample:
     """Every `every`-th frame from the start; checks the frame count when the read reaches the end."""
     frames: list[Frame] = []
-    seen = 0
+    seen, last_t = 0, None
     reached_end = True
     for index, t, frame in source.scan():
-        seen += 1
+        seen, last_t = seen + 1, t
         if index % every:
             continue
         frames.append(Frame(index=index, t=t, image=source.rgb(frame)))
         if limit and len(frames) >= limit:
             reached_end = False
             break
-    return finish(source, frames, shortfall(seen, source.info.frames) if reached_end else [])
+    return finish(source, frames, shortfall(source, seen, last_t) if reached_end else [])
 
 
-def shortfall(seen: int, expected: int | None) -> list[str]:
-    """A read that reached the end but produced clearly fewer frames than promised lost some."""
-    if expected and seen < expected - END_SLACK_FRAMES - expected // 50:
-        return [f"decoded {seen} of {expected} frames"]
+def shortfall(source: VideoSource, seen: int, last_t: float | None) -> list[str]:
+    """A read that reached the end but clearly fell short of what the file promises lost some.
+
+    The promise is the frame count where the container lists one (MP4, MOV, AVI). Elsewhere (MKV, WebM,
+    MPEG-TS) only the duration is known, and a count estimated from it overshoots wherever frames are held
+    (a variable-frame-rate pause), so the read is checked against the duration: it must get to its end."""
+    declared = int(source.stream.frames or 0)
+    if declared:
+        if seen < declared - END_SLACK_FRAMES - declared // 50:
+            return [f"decoded {seen} of {declared} frames"]
+        return []
+    duration, fps = source.info.duration, source.clock.fps
+    if duration and fps and last_t is not None:
+        slack = max((END_SLACK_FRAMES + 1) / fps, END_SLACK_SECONDS, duration / 50)
+        if last_t < duration - slack:
+            return [f"decoding ended at {last_t:.1f} s of {duration:.1f} s"]
     return []
 
 
@@ -159,9 +175,14 @@ def _settle_tail(source: VideoSource, frames: list[Frame], pending: list[int],
                  last: tuple[int, float, av.VideoFrame] | None, targets: list[int]) -> list[str]:
     """Targets left at the end of the file: a frame count estimated from the duration can overshoot
     by a frame or two, so the final frame stands in for them; anything further is missing.
-    At a constant frame rate, a target answered by a frame two or more indices later means the
-    frames in between were lost (variable-rate streams skip indices legitimately)."""
-    problems = _gaps(frames, targets) if source.clock.constant_rate else []
+
+    A target answered by a frame two or more indices later means the frames in between were lost only
+    where the rate is known to be constant: the container lists every frame (MP4, MOV, AVI: the frame
+    count and FFmpeg's average rate come from the index). Elsewhere (MKV, WebM, MPEG-TS) the rate is a
+    guess from the first packets, and variable-frame-rate video (phones, screen recorders) holding a
+    frame over a pause jumps the indices legitimately; loss there shows in DecodeReport instead."""
+    indexed = bool(source.stream.frames)
+    problems = _gaps(frames, targets) if source.clock.constant_rate and indexed else []
     if pending and last is not None and pending[0] - last[0] <= END_SLACK_FRAMES:
         if not frames or frames[-1].index < last[0]:
             frames.append(Frame(index=last[0], t=last[1], image=source.rgb(last[2])))
@@ -189,7 +210,7 @@ def _gaps(frames: list[Frame], targets: list[int]) -> list[str]:
     return []
 
 
-def _by_seeking(source: VideoSource, targets: list[int], forward: int) -> FrameSample:
+def _by_seeking(source: VideoSource, targets: list[int], forward: float) -> FrameSample:
     frames: list[Frame] = []
     pending = list(targets)
     # Opening already decoded frame 0: start from there, so an early target costs no seek.
@@ -199,7 +220,9 @@ def _by_seeking(source: VideoSource, targets: list[int], forward: int) -> FrameS
     while pending:
         target = pending[0]
         if decoder is None or target - position > forward:
-            decoder, found = _seek_to(source, target, seen)
+            decoder, found, rewound = _seek_to(source, target, seen)
+            if rewound:              # seeking lands on no decodable frame here: decode forward from now on
+                forward = math.inf
         else:
             found = _advance(decoder, target, seen)
         if found is None:            # end of file (or unreadable) before the target
@@ -221,32 +244,38 @@ def _advance(decoder: Iterator, target: int, seen: list):
 
 
 def _seek_to(source: VideoSource, target: int, seen: list):
-    """Seek so decoding starts at or before `target`, then decode forward to it.
+    """Seek so decoding starts at or before `target`, then decode forward to it: (decoder, frame found,
+    whether it took a rewind to the start).
 
     Containers index by decode timestamps and MPEG-TS seeks by bisection, so the keyframe found can
-    sit after the target; back off (doubling, ending with a rewind to the start) until the first
-    decoded frame is at or before it.
+    sit after the target; back off (doubling) until the first decoded frame is at or before it. The
+    last try rewinds to the start: in a stream with one keyframe (a long-GOP MPEG-TS) no other seek
+    gives a decodable frame at all.
     """
     backoff = 0
     step = max(1, int(source.clock.fps or 25))       # one second of frames
     landed_after = None
-    for _ in range(MAX_SEEK_RETRIES + 1):
-        start = max(0, target - backoff)
+    landed_nowhere = False           # a seek that gave no decodable frame at all
+    for attempt in range(MAX_SEEK_RETRIES + 1):
+        start = 0 if attempt == MAX_SEEK_RETRIES else max(0, target - backoff)
         try:
             decoder = source.seek(start)
         except DECODE_ERRORS as exc:
             source.report.stopped = f"seek failed: {ffmpeg_reason(exc)}"
-            return None, None
+            return None, None, False
         first = next(decoder, None)
         if first is not None:
             if first[0] <= target:
                 seen[0] = first
-                return decoder, first if first[0] >= target else _advance(decoder, target, seen)
+                found = first if first[0] >= target else _advance(decoder, target, seen)
+                return decoder, found, start == 0 and landed_nowhere
             landed_after = (decoder, first)
+        else:
+            landed_nowhere = True
         if start == 0:
             break
         backoff = max(step, backoff * 2)
     if landed_after is not None:     # even the start of the file decodes past the target
         seen[0] = landed_after[1]
-        return landed_after
-    return None, None
+        return (*landed_after, False)
+    return None, None, False

@@ -17,7 +17,7 @@ import numpy as np
 
 from ._av import DecodeReport, decode_packets, open_input, pick_video_stream, quiet_ffmpeg
 from .errors import MediaError
-from .types import MIN_SIDE, VIDEO, MediaInfo
+from .types import MAX_VIDEO_PIXELS, MIN_SIDE, VIDEO, MediaInfo, fit_pixels
 
 MAX_PLAUSIBLE_FPS = 1000.0
 
@@ -65,6 +65,7 @@ class VideoSource:
             if not recognised and not self.container.streams.video:
                 raise MediaError(path, "not a video or image (unrecognised content)")
             self.stream = pick_video_stream(self.container, path)
+            _check_pixels(path, self.stream.codec_context.width, self.stream.codec_context.height)
             self._decoded = decode_packets(self.container, self.stream, self.report)
             self.first = self._first_frame(recognised)
             self.rotation = _rotation_of(self.first, self.stream)
@@ -160,7 +161,11 @@ class VideoSource:
 
 
 def frame_to_rgb(frame: av.VideoFrame, rotation: int) -> np.ndarray:
-    """HxWx3 uint8 RGB, rotated clockwise by `rotation` degrees for display, C-contiguous."""
+    """HxWx3 uint8 RGB, rotated clockwise by `rotation` degrees for display, C-contiguous; a frame above
+    MAX_FRAME_PIXELS is scaled down by FFmpeg on the way (the full-size RGB picture never exists)."""
+    width, height = fit_pixels(frame.width, frame.height)
+    if (width, height) != (frame.width, frame.height):
+        frame = frame.reformat(width=width, height=height, format="rgb24", interpolation="AREA")
     rgb = frame.to_ndarray(format="rgb24")
     if rotation:
         rgb = np.rot90(rgb, k=-(rotation // 90))  # np.rot90 turns counter-clockwise for k > 0
@@ -232,7 +237,12 @@ def _info_of(path: Path, container, stream, first: av.VideoFrame, rotation: int,
     coded_w, coded_h = first.width, first.height
     if coded_w < MIN_SIDE or coded_h < MIN_SIDE:
         raise MediaError(path, f"video too small ({coded_w}x{coded_h}; minimum {MIN_SIDE}x{MIN_SIDE})")
-    width, height = (coded_h, coded_w) if rotation in (90, 270) else (coded_w, coded_h)
+    _check_pixels(path, coded_w, coded_h)
+    kept_w, kept_h = fit_pixels(coded_w, coded_h)
+    stored = None
+    if (kept_w, kept_h) != (coded_w, coded_h):
+        stored = (coded_h, coded_w) if rotation in (90, 270) else (coded_w, coded_h)
+    width, height = (kept_h, kept_w) if rotation in (90, 270) else (kept_w, kept_h)
     duration = _duration_of(container, stream)
     frames = int(stream.frames) if stream.frames else None
     if frames is None and duration and clock.fps:
@@ -243,7 +253,15 @@ def _info_of(path: Path, container, stream, first: av.VideoFrame, rotation: int,
         codec = None
     return MediaInfo(path=str(path), kind=VIDEO, width=width, height=height, fps=clock.fps,
                      frames=frames, duration=duration, rotation=rotation, codec=codec,
-                     container=_container_name(path, container))
+                     container=_container_name(path, container), stored_size=stored)
+
+
+def _check_pixels(path: Path, width: int | None, height: int | None) -> None:
+    """Refuse frames above MAX_VIDEO_PIXELS before any is decoded (the header's size, when it has one)."""
+    if width and height and width * height > MAX_VIDEO_PIXELS:
+        side = int(MAX_VIDEO_PIXELS ** 0.5)
+        raise MediaError(path, f"frames of {width}x{height} are above the {MAX_VIDEO_PIXELS / 1e6:.0f}-megapixel "
+                               f"limit ({side}x{side}); downscale the video first")
 
 
 def _ends_mid_packet(path: Path, container) -> str | None:
