@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import html as html_text
 import io
 import re
 
@@ -185,6 +186,10 @@ def test_track_table_shows_detections_and_mean_score_when_recorded(tmp_path):
     full = write_report(record, [], tmp_path / "full").read_text(encoding="utf-8")
     assert "Detected on" in full and "Mean frame score" in full
     assert '<td class="num">7</td>' in full and "0.764" in full
+    # Every column is explained under the table, and only the columns shown.
+    legend = full.split('<dl class="legend">')[1].split("</dl>")[0]
+    assert "<dt>Score</dt>" in legend and "calibrated probability" in legend and "<dt>Detected on</dt>" in legend
+    assert "<dt>Detected on</dt>" not in plain.split('<dl class="legend">')[1]
 
 
 def test_report_of_a_record_built_by_detect(tmp_path):
@@ -202,4 +207,17 @@ def test_report_of_a_record_built_by_detect(tmp_path):
     assert 'class="word">FAKE<' in html and f"{record.score:.3f}" in html
     assert "Detected on" in html and "Mean frame score" in html and '<td class="num">4</td>' in html
     assert "Score over time" in html and len(_images(html)) == 1
-    assert "&quot;frame_scores&quot;" not in html and "&quot;mean_score&quot;" in html
+    raw = html_text.unescape(html.split("<pre>", 1)[1].split("</pre>", 1)[0])   # the record shown as JSON
+    assert '"frame_scores"' not in raw and '"mean_score"' in raw
+
+
+@pytest.mark.parametrize("score,threshold,expected", [
+    (0.848, 0.889, "0.848, below this model's threshold 0.889, so REAL"),
+    (0.912, 0.5, "0.912, at or above this model's threshold 0.500, so FAKE"),
+    (0.49996, 0.5, "0.49996, below this model's threshold 0.50000, so REAL"),
+])
+def test_the_verdict_says_how_the_score_and_the_threshold_give_it(tmp_path, score, threshold, expected):
+    record = _other_record(str(tmp_path / "photo.jpg"), "image", "ok", score=score, threshold=threshold,
+                           label="fake" if score >= threshold else "real")
+    html = write_report(record, [], tmp_path / "report").read_text(encoding="utf-8")
+    assert expected in html_text.unescape(html)

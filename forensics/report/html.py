@@ -22,15 +22,15 @@ import numpy as np
 
 from forensics.figures import score_timeline_figure
 from forensics.io import atomic_write_text
+from forensics.provenance import SYNTHETIC_ONLY
 from forensics.report.template import (
     MISSING,
-    esc,
     fmt_score,
     fmt_seconds,
     image_png,
-    page,
     png_data_uri,
-    score_bar,
+    render,
+    text,
     verdict_of,
 )
 
@@ -71,116 +71,121 @@ def write_index(records: Iterable[dict], out_dir: str | os.PathLike) -> Path:
 # -- report page ---------------------------------------------------------------------------------------
 def render_report(record: dict, thumbnails: Sequence[dict]) -> str:
     path = str(record.get("path"))
-    sections = [
-        f"<h1>{esc(os.path.basename(path) or path)}</h1>",
-        f'<p class="sub mono">{esc(path)}</p>',
-        _verdict_box(record),
-    ]
-    if record.get("warning"):
-        sections.append(f'<div class="warning"><strong>Warning:</strong> {esc(record["warning"])}</div>')
-    sections.append(_facts_table(record))
-    is_video = record.get("kind") == "video"
-    if is_video and record.get("frame_scores"):
-        sections.append(_timeline_section(record))
-    if record.get("faces"):
-        sections.append(_tracks_table(record, video=is_video))
-    if thumbnails:
-        sections.append(_thumbnails_section(thumbnails, video=is_video))
-    sections.append(_raw_record(record))
-    headline, _ = verdict_of(record)
-    return page(f"{headline} \u2013 {os.path.basename(path)}", "\n".join(sections), _now())
-
-
-def _verdict_box(record: dict) -> str:
     headline, css = verdict_of(record)
-    parts = [f'<span class="word">{esc(headline)}</span>']
-    if record.get("status") == "ok":
-        parts.append(f'<span class="score">score <strong>{fmt_score(record.get("score"))}</strong> '
-                     f'(threshold {fmt_score(record.get("threshold"))}) '
-                     f'{score_bar(record.get("score"), record.get("threshold"))}</span>')
-        parts.append('<span class="reason">Score = calibrated probability that the media is manipulated; '
-                     'FAKE when it reaches the threshold.</span>')
-    elif record.get("status") == "error":
-        parts.append(f'<span class="reason mono">{esc(record.get("error") or "unknown error")}</span>')
-    elif record.get("status") == "no_face":
-        parts.append('<span class="reason">No face was found in the analysed frames, so no verdict '
-                     'can be given.</span>')
-    return f'<div class="verdict {css}">{"".join(parts)}</div>'
+    video = record.get("kind") == "video"
+    model = record.get("model") or {}
+    shown = {k: v for k, v in record.items() if k not in _RAW_LEAVE_OUT}
+    return render(
+        "report.html.j2", generated=_now(), path=path, name=os.path.basename(path), video=video,
+        verdict={"word": headline, "css": css}, decision=decision_text(record), status=record.get("status"),
+        error=record.get("error"),
+        score=record.get("score"), threshold=record.get("threshold"), warning=record.get("warning"),
+        synthetic_only=model.get("trained_on") == SYNTHETIC_ONLY, facts=_facts(record),
+        timeline=_timeline(record) if video and record.get("frame_scores") else None,
+        tracks=_tracks(record, video) if record.get("faces") else None,
+        thumbnails=[{"caption": thumbnail_caption(t, video), "uri": png_data_uri(image_png(t["image"]))}
+                    for t in thumbnails],
+        left_out=len(record.get("frame_scores") or []), raw=json.dumps(shown, indent=2, default=str))
 
 
-def _facts_table(record: dict) -> str:
+def decision_text(record: dict) -> str:
+    """How the score and the threshold give the verdict, in words: "0.848, below this model's threshold 0.889,
+    so REAL" cannot be read as a contradiction the way "REAL, score 0.848" can."""
+    score, threshold = record.get("score"), record.get("threshold")
+    if score is None or threshold is None:
+        return ""
+    side = "at or above" if score >= threshold else "below"
+    digits = 3
+    while digits < 6 and score != threshold and fmt_score(score, digits) == fmt_score(threshold, digits):
+        digits += 1          # 0.4996 against 0.5 reads "0.4996, below ... 0.5000", never "0.500, below 0.500"
+    return (f"{fmt_score(score, digits)}, {side} this model's threshold {fmt_score(threshold, digits)}, so "
+            f"{verdict_of(record)[0]}")
+
+
+def _facts(record: dict) -> list[dict]:
+    """The summary table: (name, value, shown in monospace, hover title)."""
     model = record.get("model") or {}
     sha = model.get("sha256")
-    rows = [
-        ("File", f'<span class="mono">{esc(record.get("path"))}</span>'),
-        ("Kind", esc(record.get("kind"))),
-        ("Status", esc(record.get("status"))),
-        ("Score", fmt_score(record.get("score"), 4)),
-        ("Threshold", fmt_score(record.get("threshold"), 4)),
-        ("Model", esc(model.get("name"))),
-        *((f"{esc(m.get('role', '')).capitalize()} detector",
-           f"{esc(m.get('name'))}: score {fmt_score(m.get('score'))}") for m in record.get("detectors") or []),
-        ("Model sha256", f'<span class="mono" title="{esc(sha)}">{esc(sha[:16] if sha else None)}</span>'),
-        ("Frames analysed", esc(record.get("frames_analyzed"))),
-        ("Face tracks", str(len(record.get("faces") or []))),
-        ("Elapsed", fmt_seconds(record.get("elapsed_s"))),
+    digest = record.get("sha256")
+
+    def fact(name, value, mono=False, title=None):
+        return {"name": name, "value": text(value), "mono": mono, "title": title}
+
+    return [
+        fact("File", record.get("path"), mono=True),
+        fact("File sha256", digest, mono=True) if digest else fact("File sha256", "not read"),
+        fact("Kind", record.get("kind")),
+        fact("Status", record.get("status")),
+        fact("Score", fmt_score(record.get("score"), 4)),
+        fact("Threshold", fmt_score(record.get("threshold"), 4)),
+        fact("Model", model.get("name")),
+        fact("Trained on", model.get("trained_on") or "not recorded in the model"),
+        fact("Model card", model.get("card") or "not recorded (forensics models show)"),
+        *(fact(f"{str(m.get('role', '')).capitalize()} detector",
+               f"{text(m.get('name'))}: score {fmt_score(m.get('score'))}") for m in record.get("detectors") or []),
+        fact("Model sha256", sha[:16] if sha else None, mono=True, title=sha),
+        fact("Frames analysed", record.get("frames_analyzed")),
+        fact("Face tracks", len(record.get("faces") or [])),
+        fact("Elapsed", fmt_seconds(record.get("elapsed_s"))),
     ]
-    body = "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in rows)
-    return f'<h2>Summary</h2><table class="facts">{body}</table>'
 
 
-def _timeline_section(record: dict) -> str:
+def _timeline(record: dict) -> dict:
     tracks = track_series(record["frame_scores"])
     temporal = track_series(record["frame_scores"], key="temporal")
     title = ("Frame detector (solid) and clip detector (dashed) per face track" if temporal
              else "Fake probability per face track")
     png = figure_png(score_timeline_figure(tracks, float(record.get("threshold") or 0.5), title,
                                            temporal=temporal or None))
-    note = ('<p class="sub">Dashed: the clip detector\'s score for each frame of the clips it saw (which moments '
-            'drove its verdict). The verdict is the bundle\'s fusion of both detectors.</p>' if temporal else "")
-    return ('<h2>Score over time</h2>' + note +
-            f'<img class="timeline" alt="fake probability over time per face track, threshold '
-            f'{fmt_score(record.get("threshold"))}" src="{png_data_uri(png)}">')
+    return {"uri": png_data_uri(png), "temporal": bool(temporal)}
 
 
-def _tracks_table(record: dict, video: bool) -> str:
+def _tracks(record: dict, video: bool) -> dict:
+    """The face-track table: its header, rows of cells (a cell's `strong` is the css class of a score shown in
+    bold) and the legend under it."""
     threshold = record.get("threshold")
+    faces = record["faces"]
     spans = _track_spans(record.get("frame_scores") or [])
-    has_detections = any("detections" in face for face in record["faces"])
-    head = ["Face" if not video else "Track", "Frames"]
-    head += ["Detected on"] if has_detections else []
-    has_mean = any("mean_score" in face for face in record["faces"])
-    roles = sorted({role for face in record["faces"] for role in (face.get("detectors") or {})})
+    has_detections = any("detections" in face for face in faces)
+    has_mean = any("mean_score" in face for face in faces)
+    roles = sorted({role for face in faces for role in (face.get("detectors") or {})})
+    head = ["Face" if not video else "Track", "Frames"] + (["Detected on"] if has_detections else [])
     head += ["Score"] + [f"{role.capitalize()} detector" for role in roles] + (["Mean frame score"] if has_mean else [])
     head += ["Seen (s)", "Peak frame score"] if video else []
+
+    def cell(value, strong=None):
+        return {"text": text(value), "strong": strong}
+
     rows = []
-    for face in record["faces"]:
+    for face in faces:
         score = face.get("score")
-        css = "" if score is None or threshold is None else (" fake" if score >= threshold else " real")
-        cells = [esc(face.get("id")), esc(face.get("frames"))]
-        cells += [esc(face.get("detections"))] if has_detections else []
-        cells += [f'<strong class="{css.strip()}">{fmt_score(score)}</strong>']
-        cells += [fmt_score((face.get("detectors") or {}).get(role)) for role in roles]
-        cells += [fmt_score(face.get("mean_score"))] if has_mean else []
+        css = "" if score is None or threshold is None else ("fake" if score >= threshold else "real")
+        cells = [cell(face.get("id")), cell(face.get("frames"))]
+        cells += [cell(face.get("detections"))] if has_detections else []
+        cells += [cell(fmt_score(score), strong=css)]
+        cells += [cell(fmt_score((face.get("detectors") or {}).get(role))) for role in roles]
+        cells += [cell(fmt_score(face.get("mean_score")))] if has_mean else []
         if video:
             first, last, peak = spans.get(face.get("id"), (None, None, None))
-            cells += [MISSING if first is None else f"{first:.2f}\u2013{last:.2f}", fmt_score(peak)]
-        rows.append("<tr>" + "".join(f'<td class="num">{c}</td>' for c in cells) + "</tr>")
-    header = "".join(f'<th class="num">{h}</th>' for h in head)
-    title = "Face tracks" if video else "Faces"
-    return f"<h2>{title}</h2><table><thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            cells += [cell(MISSING if first is None else f"{first:.2f}\u2013{last:.2f}"), cell(fmt_score(peak))]
+        rows.append(cells)
+    return {"head": head, "rows": rows, "legend": _tracks_legend(video, has_detections, has_mean, roles)}
 
 
-def _thumbnails_section(thumbnails: Sequence[dict], video: bool) -> str:
-    cells = []
-    for thumb in thumbnails:
-        caption = thumbnail_caption(thumb, video)
-        uri = png_data_uri(image_png(thumb["image"]))
-        cells.append(f'<figure class="thumb"><img alt="{esc(caption)}" src="{uri}">'
-                     f"<figcaption>{esc(caption)}</figcaption></figure>")
-    title = "Most suspicious face crops" if video else "Face crops"
-    note = ('<p class="sub">Aligned face crops as given to the detector, most suspicious first.</p>')
-    return f'<h2>{title}</h2>{note}<div class="thumbs">{"".join(cells)}</div>'
+def _tracks_legend(video: bool, has_detections: bool, has_mean: bool, roles: list[str]) -> list[tuple[str, str]]:
+    """What each column of the tracks table means, under it."""
+    items = [("Frames", "frames of the sample in which this face was present (found or carried between detections)")]
+    items += [("Detected on", "frames on which the face detector found it (the rest carried its position)")] \
+        if has_detections else []
+    items += [("Score", "the track's calibrated probability that the face is manipulated: an aggregate of its frame "
+                        "scores that a few outlier frames (blur, a turn of the head) cannot decide; the highest "
+                        "track score that counts is the media score, compared with the threshold")]
+    items += [(f"{role.capitalize()} detector", f"the same, from the {role} detector of the bundle alone")
+              for role in roles]
+    items += [("Mean frame score", "the plain mean of the track's frame scores, for comparison")] if has_mean else []
+    items += [("Seen (s)", "first and last second at which the track appears"),
+              ("Peak frame score", "its highest single-frame score")] if video else []
+    return items
 
 
 def thumbnail_caption(thumb: dict, video: bool) -> str:
@@ -194,14 +199,6 @@ def thumbnail_caption(thumb: dict, video: bool) -> str:
         parts.append(f"face {thumb.get('track', MISSING)}")
     parts.append(f"score {fmt_score(thumb.get('score'))}")
     return " \u00b7 ".join(parts)
-
-
-def _raw_record(record: dict) -> str:
-    shown = {k: v for k, v in record.items() if k not in _RAW_LEAVE_OUT}
-    n = len(record.get("frame_scores") or [])
-    text = json.dumps(shown, indent=2, default=str)
-    return (f"<details><summary>Record (JSON; {n} per-frame scores left out, they are in the JSONL)</summary>"
-            f"<pre>{esc(text)}</pre></details>")
 
 
 # -- timeline --------------------------------------------------------------------------------------------
@@ -244,30 +241,20 @@ def figure_png(fig, dpi: int = 110) -> bytes:
 # -- index ---------------------------------------------------------------------------------------------
 def render_index(records: list[dict], out_dir: Path) -> str:
     counts = Counter(verdict_of(r)[0] for r in records)
-    summary = ", ".join(f"{n} {esc(word)}" for word, n in sorted(counts.items())) or "no inputs yet"
-    rows = [_index_row(i, r, out_dir) for i, r in enumerate(records, 1)]
-    head = "".join(f"<th{c}>{h}</th>" for h, c in (
-        ("#", ' class="num"'), ("Verdict", ""), ("Score", ' class="num"'), ("Threshold", ' class="num"'),
-        ("Kind", ""), ("Faces", ' class="num"'), ("Frames", ' class="num"'), ("File", ""), ("Note", "")))
-    body = (f"<h1>Detection results</h1><p class=\"sub\">{len(records)} inputs: {summary}</p>"
-            f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
-    return page("Detection results", body, _now())
+    summary = ", ".join(f"{n} {word}" for word, n in sorted(counts.items()))
+    return render("index.html.j2", generated=_now(), summary=summary,
+                  rows=[_index_row(r, out_dir) for r in records])
 
 
-def _index_row(number: int, record: dict, out_dir: Path) -> str:
+def _index_row(record: dict, out_dir: Path) -> dict:
     headline, css = verdict_of(record)
     path = str(record.get("path"))
     name = report_name(path)
-    link = (f'<a href="{esc(quote(name))}" class="mono">{esc(path)}</a>' if (out_dir / name).exists()
-            else f'<span class="mono">{esc(path)}</span>')
-    note = record.get("error") or record.get("warning") or ""
-    cells = [
-        (str(number), ' class="num"'), (f'<strong class="{css}">{esc(headline)}</strong>', ""),
-        (fmt_score(record.get("score")), ' class="num"'), (fmt_score(record.get("threshold")), ' class="num"'),
-        (esc(record.get("kind")), ""), (str(len(record.get("faces") or [])), ' class="num"'),
-        (esc(record.get("frames_analyzed")), ' class="num"'), (link, ""), (esc(note), ""),
-    ]
-    return "<tr>" + "".join(f"<td{c}>{v}</td>" for v, c in cells) + "</tr>"
+    return {"verdict": {"word": headline, "css": css}, "score": record.get("score"),
+            "threshold": record.get("threshold"), "kind": record.get("kind"),
+            "faces": len(record.get("faces") or []), "frames": record.get("frames_analyzed"), "path": path,
+            "href": quote(name) if (out_dir / name).exists() else None,
+            "note": record.get("error") or record.get("warning") or ""}
 
 
 def _now() -> str:
