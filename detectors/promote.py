@@ -42,13 +42,21 @@ def promote_if_first(version: str | int | None) -> bool:
     return True
 
 
+def alias_of(given: str) -> str | None:
+    """The registry alias `given` names ("champion", "challenger", or "models:/forensics-detector@ALIAS" for
+    either), None when it names anything else (a folder)."""
+    alias = str(given).removeprefix(f"models:/{MODEL_NAME}@")
+    return alias if alias in (CHAMPION, CHALLENGER) else None
+
+
 def resolve_detector(given: str) -> str:
-    """A detector folder for `given`: an alias of MODEL_NAME ("champion", "challenger") looked up in the
-    registry, anything else taken as a folder."""
-    if given not in (CHAMPION, CHALLENGER):
+    """A detector folder for `given`: an alias of MODEL_NAME (see alias_of) looked up in the registry,
+    anything else taken as a folder."""
+    alias = alias_of(given)
+    if alias is None:
         return str(given)
-    found = resolve(given)
+    found = resolve(alias)
     if found is None:
-        raise ValueError(f"no detector registered as {MODEL_NAME}@{given}; pass a detector folder "
+        raise ValueError(f"no detector registered as {MODEL_NAME}@{alias}; pass a detector folder "
                          f"(e.g. runs/detector/model, from `forensics train detector`)")
     return str(found)

@@ -21,6 +21,13 @@ from forensics.metrics.ranking import RocPoints, check_inputs
 Curves = Mapping[str, tuple[Sequence, Sequence]]   # name -> (labels 0/1, scores)
 
 
+def figure_pixels(fig: Figure) -> np.ndarray:
+    """The figure rendered as uint8 RGB (HxWx3), for image logs that take pixels (MLflow step images)."""
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.ascontiguousarray(np.asarray(canvas.buffer_rgba())[..., :3])
+
+
 def _figure(width: float, height: float) -> tuple[Figure, Axes]:
     fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
@@ -121,7 +128,7 @@ def auc_rounds_figure(rounds: Sequence[int], before: Mapping[str, Sequence[float
                       after: Mapping[str, Sequence[float]], title: str = "") -> Figure:
     """Co-evolution: detector AUC on each generator's fakes per round, before (dashed) and after (solid) the
     detector trained on them. A falling dashed line means the generator is learning to evade."""
-    fig, ax = _figure(6.5, 4.0)
+    fig, ax = _figure(9.0, 4.0)
     colours = rcParams["axes.prop_cycle"].by_key()["color"]
     names = list(dict.fromkeys([*before, *after]))
     for n, name in enumerate(names):
@@ -142,7 +149,8 @@ def auc_rounds_figure(rounds: Sequence[int], before: Mapping[str, Sequence[float
     ax.set_ylabel("detector ROC AUC")
     ax.set_title(title or "detector AUC per round")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower left", fontsize="small")
+    # Beside the axes, not on them: inside, it covered the round-1 points it labels.
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize="small")
     return fig
 
 

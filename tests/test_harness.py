@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,13 +23,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
+from mlflow import MlflowClient
+from PIL import Image
+from safetensors.numpy import load_file
 
 from detectors import load_detector, save_detector
+from detectors.card import model_card
 from detectors.task import DetectorTrainConfig
 from detectors.train import train_detector
 from forensics.cli.main import main
 from forensics.data.cache import CacheConfig
 from forensics.data.prepare import cache_dataset
+from forensics.figures import caption_strip_height
 from forensics.harness import CoevolveConfig, run_coevolution
 from forensics.harness.evasion import evade, g0_quality
 from forensics.harness.fakes import WorldRoles
@@ -42,7 +49,7 @@ from forensics.probes import ProbeTrainConfig, train_probes
 from forensics.synthetic import WorldConfig, generate_world
 from forensics.synthetic.faceset import load_faceset
 from forensics.tracking import offline as off
-from forensics.tracking import resolve_model
+from forensics.tracking import list_model_versions, model_version_dir, resolve_model
 from forensics.training import Trainer
 from generators.animation import AnimationConfig, train_animation
 from generators.evasion import ProductSurrogate
@@ -66,8 +73,6 @@ ANIMATION = dict(size=SIZE, num_kp=5, head_kernel=3, kp_block_expansion=8, kp_nu
 @pytest.fixture(scope="session")
 def parts(tmp_path_factory):
     """World, generators (the face swap on two train identities) and a detector taught self-blends."""
-    import torch
-
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("harness")
@@ -103,8 +108,6 @@ def mini_config(parts, **overrides):
 
 
 def client_for(uri: str):
-    from mlflow import MlflowClient
-
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
@@ -189,6 +192,12 @@ def test_one_round_on_the_product_path_with_panel_gate_and_registry(parts, store
     if candidate and not record["promoted"]:
         challenger = resolve_model("forensics-detector", "challenger")
         assert load_detector(challenger).meta["coevolve"]["round"] == 1
+    if candidate:      # its model card carries the gate's decision and its panel AUC, read from the round's run
+        entry = next(v for v in list_model_versions("forensics-detector") if v["run"].get("promotion"))
+        card = model_card(model_version_dir("forensics-detector", entry["version"]), entry)
+        assert card["gate"] == record["decision"][:500] and card["training"]["coevolve_round"] == 1
+        assert card["figures"]["co-evolution panel video AUC, all fakes"] == pytest.approx(
+            record["candidate_row"]["union"]["auc"])
 
     client = client_for(os.environ["MLFLOW_TRACKING_URI"])
     (parent,), (child,) = coevolve_runs(client)
@@ -200,12 +209,26 @@ def test_one_round_on_the_product_path_with_panel_gate_and_registry(parts, store
         <= artifact_files(client, child.info.run_id)
     assert any(k.startswith("detector/") for k in child.data.metrics)      # the move's training curve
 
+    # The game's story comes first in the MLflow chart view (sections sort by name) and repeats the panel's numbers.
+    metrics = parent.data.metrics
+    assert min(k.rsplit("/", 1)[0] for k in metrics if "/" in k) == "adversarial_game"
+    assert metrics["adversarial_game/champion_union_auc"] == pytest.approx(metrics["panel_champion/union"])
+    assert metrics["adversarial_game/promoted"] == float(record["promoted"])
+    assert metrics["adversarial_game/faceswap_evasion_took"] == pytest.approx(
+        record["recovery"]["faceswap"]["evasion_took"])
+    # Step images on the parent (the UI's slider over rounds): the matrix, and the new generator's fakes.
+    images = {p for p in artifact_files(client, parent.info.run_id, "images")}
+    for key in ("panel matrix", "panel roc", "new fakes~faceswap"):   # step 0: D0 and G0, where the slider opens
+        (png,) = [p for p in images if p.startswith(f"images/{key}+step+0+") and p.endswith(".png")]
+        (png,) = [p for p in images if p.startswith(f"images/{key}+step+1+") and p.endswith(".png")]
+    assert client.get_metric_history(parent.info.run_id, "adversarial_game/champion_union_auc")[0].step == 0
+    grid = np.asarray(Image.open(client.download_artifacts(parent.info.run_id, png)))
+    assert grid.shape[0] == 2 * (112 + caption_strip_height(112))          # real faces above, their fakes below
+
 
 # ---------------------------------------------------------------- resume after Ctrl-C
 
 def test_interrupted_run_resumes_at_the_step_it_was_in(parts, tmp_path):
-    import yaml
-
     (tmp_path / "offline").mkdir()
     preset = tmp_path / "experiment.yaml"
     preset.write_text(yaml.safe_dump(mini_config(parts).to_dict()))
@@ -299,8 +322,6 @@ def swap_logits(parts, move, checkpoint) -> np.ndarray:
 
 
 def weights_of(checkpoint) -> dict:
-    from safetensors.numpy import load_file
-
     return load_file(str(checkpoint / "generator.safetensors"))
 
 
@@ -380,8 +401,6 @@ def test_the_surrogate_shows_the_fake_face_in_sharp_surroundings_and_keeps_gradi
 # ---------------------------------------------------------------- the tracking server dies mid-round
 
 def test_server_dying_mid_round_keeps_every_round_metric(parts, store, mlflow_server, empty_db, monkeypatch):
-    import shutil
-
 
     proc, url = mlflow_server
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
@@ -411,16 +430,14 @@ def test_server_dying_mid_round_keeps_every_round_metric(parts, store, mlflow_se
 # ---------------------------------------------------------------- the command line
 
 def test_command_line_help_and_one_line_errors(parts, tmp_path, capsys):
-    import yaml
-
 
     with pytest.raises(SystemExit) as exit_:
         main(["coevolve", "--help"])
     assert exit_.value.code == 0 and "examples:" in capsys.readouterr().out
 
-    common = ["coevolve", "--preset", "mini", "--world", str(parts["world"]), "--detector", str(parts["detector"]),
+    common = ["coevolve", "--preset", "mini", "--world", str(parts["world"]), "--model", str(parts["detector"]),
               "--out", str(tmp_path / "out"), "--no-register", "--quiet"]
-    assert main(common + ["--faceswap", str(tmp_path / "nowhere")]) == 2
+    assert main(common + ["--generator", f"faceswap={tmp_path / 'nowhere'}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nowhere" in err[0]
 
@@ -429,7 +446,7 @@ def test_command_line_help_and_one_line_errors(parts, tmp_path, capsys):
     wide = save_generator(tmp_path / "swap64", {"generator": FaceswapAutoencoder(arch)},
                           {"family": "faceswap", "model": arch.to_dict(),
                            "identities": {"a": parts["train_ids"][0], "b": parts["train_ids"][1]}})
-    assert main(common + ["--faceswap", str(wide), "--animation", str(parts["animation"])]) == 2
+    assert main(common + ["--generator", f"faceswap={wide}", "--generator", f"animation={parts['animation']}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "different crops" in err[0]
 

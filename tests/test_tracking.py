@@ -3,17 +3,27 @@ killed in the middle of a run. Every store lives in a tmp dir; nothing lands in 
 from __future__ import annotations
 
 import argparse
+import http.server
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from mlflow import MlflowClient
+from PIL import Image
+from safetensors.torch import save_file
 
 from detectors import create_detector, load_detector, save_detector
 from forensics.cli import ui as ui_command
@@ -25,8 +35,6 @@ from forensics.tracking import ui as tracking_ui
 @pytest.fixture(scope="module")
 def empty_db(tmp_path_factory) -> Path:
     """An initialised MLflow sqlite database, made once: creating one runs ~2 s of migrations."""
-    from mlflow import MlflowClient
-
     folder = tmp_path_factory.mktemp("template")
     db = folder / "mlflow.db"
     off.quiet_mlflow()
@@ -49,8 +57,6 @@ def store(tmp_path, monkeypatch, empty_db):
 
 
 def client_for(uri: str):
-    from mlflow import MlflowClient
-
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
@@ -67,9 +73,6 @@ def artifact_files(client, run_id: str, path: str | None = None) -> set[str]:
 
 def make_checkpoint(folder: Path, seed: int) -> Path:
     """A tiny detector checkpoint: safetensors weights + config.json, as detectors.save_detector writes."""
-    import torch
-    from safetensors.torch import save_file
-
     folder.mkdir(parents=True, exist_ok=True)
     save_file({"w": torch.full((4, 4), float(seed))}, str(folder / "model.safetensors"))
     (folder / "config.json").write_text(json.dumps({"format": "forensics-detector/1", "seed": seed}))
@@ -83,11 +86,6 @@ def warnings_in(text: str) -> list[str]:
 # ---------------------------------------------------------------- a healthy local store
 
 def test_everything_logged_reads_back(store):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from PIL import Image
-
     image = np.zeros((12, 20, 3), np.uint8)
     image[:, :10, 0] = 255
     ckpt = store / "ckpt"
@@ -103,10 +101,10 @@ def test_everything_logged_reads_back(store):
         run.log_params({"batch": 8, "lr": 0.001})               # same value again is fine
         with pytest.raises(ValueError, match="lr"):
             run.log_params({"lr": 0.5})                          # params are write-once
-        fig, ax = plt.subplots(figsize=(2, 2))
-        ax.plot([0, 1], [0, 1])
+        fig = Figure(figsize=(2, 2))
+        FigureCanvasAgg(fig)
+        fig.add_subplot().plot([0, 1], [0, 1])
         run.log_figure(fig, "val/roc.png")
-        plt.close(fig)
         run.log_image(image, "val/grid.png")
         run.log_dict({"threshold": np.float32(0.25), "names": ["a"]}, "meta.json")
         run.log_artifacts(ckpt, "checkpoint")
@@ -122,6 +120,9 @@ def test_everything_logged_reads_back(store):
     assert not run.offline and got.info.status == "FINISHED" and got.info.run_name == "everything"
     assert got.data.params == {"lr": "0.001", "layers": "[1, 2]", "batch": "8"}
     assert got.data.tags["kind"] == "test" and got.data.tags["stage"] == "done"
+    # The UI opens the experiment as model training (not GenAI) and shows where the run came from.
+    assert client.get_experiment_by_name("detectors").tags["mlflow.experimentKind"] == "custom_model_development"
+    assert got.data.tags["mlflow.source.name"] and len(got.data.tags["mlflow.source.git.commit"]) == 40
     assert history(client, run_id, "train/loss") == [(0, 1.0), (1, 0.5), (2, pytest.approx(1 / 3))]
     assert history(client, run_id, "val/tpr_at_fpr_1pct")[-1] == (2, pytest.approx(0.2))
     assert artifact_files(client, run_id) == {"val/roc.png", "val/grid.png", "meta.json", "checkpoint/notes.txt",
@@ -136,6 +137,26 @@ def test_everything_logged_reads_back(store):
     assert not (store / "offline").exists()
 
 
+def test_step_images_use_mlflows_layout_for_the_slider(store):
+    """One image per round under one key, as the MLflow UI's step slider reads them."""
+    image = np.zeros((40, 900, 3), np.uint8)
+    with start_run("coevolve", run_name="steps") as run:
+        for step in (1, 2, 3):
+            run.log_image_step(image + step, "panel matrix", step)
+        with pytest.raises(ValueError, match="key"):
+            run.log_image_step(image, "bad:key", 1)
+    client = client_for(f"sqlite:///{store / 'mlflow.db'}")
+    files = artifact_files(client, run.run_id)
+    steps = sorted(int(f.split("+step+")[1].split("+")[0]) for f in files if f.endswith(".png"))
+    assert steps == [1, 2, 3] and all(f.startswith("images/panel matrix+step+") for f in files)
+    previews = [f for f in files if f.endswith("+compressed.webp")]
+    assert len(previews) == 3
+    # the preview fits the UI's image card (256 px, as MLflow's own log_image writes it; a larger one is clipped)
+    preview = Image.open(client.download_artifacts(run.run_id, previews[0], str(store / "dl")))
+    assert max(preview.size) == 256 and preview.size[1] == round(40 * 256 / 900)
+    assert client.get_run(run.run_id).data.tags["mlflow.loggedImages"] == "true"
+
+
 def test_failed_block_marks_run_failed(store):
     with pytest.raises(RuntimeError):
         with start_run("generators", run_name="boom") as run:
@@ -148,12 +169,17 @@ NAME = "forensics-detector"      # the tracking core registers whatever name it 
 
 def test_register_and_resolve_model(store):
     with start_run("detectors", run_name="train") as run:
-        v1 = run.register_model(save_detector(store / "m1", create_detector(), {"threshold": 0.3}), NAME,
-                                alias="challenger")
+        v1 = run.register_model(save_detector(store / "m1", create_detector(), {
+            "threshold": 0.3, "metrics": {"val/video_auc": 0.91234, "test/video_auc": 0.875, "val/frame_n": 128,
+                                          "test/video_eer": float("nan")}}), NAME, alias="challenger")
         v2 = run.register_model(make_checkpoint(store / "m2", seed=2), NAME, alias="challenger")
         with pytest.raises(ValueError, match="model.safetensors"):
             run.register_model(store / "m1" / "missing", NAME)
     assert (v1, v2) == ("1", "2")
+    # The registry shows each version's own headline figures (finite ones) without opening its run.
+    version_tags = client_for(f"sqlite:///{store / 'mlflow.db'}").get_model_version(NAME, v1).tags
+    assert {k: v for k, v in version_tags.items() if k.startswith("metric.")} == {
+        "metric.val.video_auc": "0.9123", "metric.test.video_auc": "0.8750"}
     assert resolve_model("forensics-detector", "champion") is None           # nothing promoted yet
     assert resolve_model("no-such-model", "champion") is None
     challenger = resolve_model("forensics-detector", "challenger")           # moved to version 2
@@ -206,9 +232,6 @@ def test_server_down_at_start_logs_locally(store, monkeypatch, capsys):
 
 
 def test_a_web_server_that_is_not_mlflow_counts_as_unreachable(store, empty_db, monkeypatch, capsys):
-    import http.server
-    import threading
-
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     (store / "offline").mkdir()
@@ -256,9 +279,6 @@ def mlflow_server(store, empty_db):
 
 
 def kill(proc: subprocess.Popen) -> None:
-    import os
-    import signal
-
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGKILL)   # uvicorn workers are in the server's own session
         proc.wait(timeout=30)
@@ -333,3 +353,49 @@ def test_ui_help_and_command_line(store, capsys):
     assert args.func(args) == 0 and off.offline_uri() in capsys.readouterr().out
     args = ui_parser().parse_args(["ui", "--port", "0"])
     assert args.func(args) == 2 and "--port" in capsys.readouterr().err
+
+
+def test_ui_stops_its_server_when_terminated(store, tmp_path):
+    """SIGTERM to `forensics ui` (a service manager, `kill`) stops the `mlflow server` it started, workers and
+    all, instead of leaving it holding the port."""
+    port = _free_port()
+    ui = subprocess.Popen([sys.executable, "-m", "forensics.cli.main", "ui", "--port", str(port)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while tracking_ui.port_free("127.0.0.1", port) and time.monotonic() < deadline and ui.poll() is None:
+            time.sleep(0.2)
+        assert not tracking_ui.port_free("127.0.0.1", port), "the server never started listening"
+        server_group = _children(ui.pid)
+        assert server_group
+        ui.send_signal(signal.SIGTERM)
+        assert ui.wait(timeout=60) == 0
+    finally:
+        if ui.poll() is None:
+            ui.kill()
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in server_group) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in server_group)
+    assert tracking_ui.port_free("127.0.0.1", port)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import subprocess
 import sys
 
 EXAMPLES = """\
@@ -41,7 +40,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from forensics.tracking.ui import browse_url, build_command, port_free, store_uri
+    from forensics.tracking.ui import browse_url, build_command, port_free, serve, store_uri
 
     if not 0 < args.port < 65536:
         return _usage(f"--port {args.port}: must be 1..65535")
@@ -61,10 +60,7 @@ def run(args) -> int:
     if not port_free(args.host, args.port):
         return _usage(f"port {args.port} on {args.host} is in use; pick another with --port")
     print(f"MLflow UI for {uri}: {browse_url(args.host, args.port)}  (Ctrl-C to stop)", flush=True)
-    try:
-        return subprocess.call(command)
-    except KeyboardInterrupt:
-        return 0
+    return serve(command)
 
 
 def _usage(message: str) -> int:

@@ -9,7 +9,13 @@ native / product path (self-blends, the held-out family, all fakes together).
 MLflow, per round (nested run) and on the parent at step=round: panel/<column> (the candidate's video AUC),
 panel_champion/<column> (the champion it challenged), recovery/<g>, quality/<g>/<metric>, move/<g>/accepted,
 evasion_weight/<g>, surrogate_gap/<g>/<what>, promotion/promoted (a column faceswap@G1 is written faceswap_at_G1:
-MLflow names take no @); figures panel/matrix_round_XX.png and the matrix as JSON.
+MLflow names take no @); figures panel/matrix_round_XX.png and the matrix as JSON. The story of the game is
+repeated under adversarial_game/ (champion and candidate on the union of panel fakes, promoted, and what each
+generator's move took and the candidate won back): MLflow's chart view orders its sections by name, and this one
+comes first, before the detector's and generators' training curves. On the parent, step images (a slider over
+rounds, from round 0: D0 on the panel as set up, and G0's fakes): "panel matrix", "panel roc" (the champion and
+the candidate on all panel fakes), and "new fakes/<g>", the real face of each of a few panel videos above the fake that
+generator's new version made from it, crops as the detector sees them.
 """
 from __future__ import annotations
 
@@ -20,9 +26,10 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from detectors.checkpoint import LoadedDetector
+from detectors.checkpoint import LoadedDetector, load_detector
+from forensics.figures import figure_pixels, roc_figure, sample_grid
 from forensics.harness.gate import cell
-from forensics.harness.panel import Panel, PanelScorer
+from forensics.harness.panel import UNION, Panel, PanelScorer
 from forensics.io import append_jsonl, read_jsonl
 from forensics.synthetic.faceset import FaceSet
 from generators.evasion import ProductSurrogate
@@ -82,6 +89,21 @@ def heatmap_figure(table: dict, columns: list[str], title: str) -> Figure:
 
 # ---------------------------------------------------------------------- one round
 
+HEADLINE = "adversarial_game"
+
+
+def headline(adversary: str, candidate: str | None, table: dict, recovery: dict, promoted: bool) -> dict:
+    """The round in a few numbers, under one section that sorts first in the MLflow UI (see the docstring)."""
+    out = {f"{HEADLINE}/champion_union_auc": table[adversary][UNION]["auc"], f"{HEADLINE}/promoted": float(promoted)}
+    if candidate:
+        out[f"{HEADLINE}/candidate_union_auc"] = table[candidate][UNION]["auc"]
+    for name, rec in recovery.items():
+        out[f"{HEADLINE}/{name}_evasion_took"] = rec["evasion_took"]
+        if rec["recovered"] is not None:
+            out[f"{HEADLINE}/{name}_recovered"] = rec["recovered"]
+    return out
+
+
 def round_record(index: int, steps: dict, game: list[str], columns: list[str]) -> dict:
     """What rounds.jsonl keeps per round: the moves, the candidate, the panel row of both detectors, the
     recovery on the white-box cells, the surrogate gap and the promotion decision."""
@@ -116,6 +138,7 @@ def round_record(index: int, steps: dict, game: list[str], columns: list[str]) -
         for key, value in panel["surrogate_gap"][name].items():
             metrics[f"surrogate_gap/{name}/{key}"] = value
     metrics["promotion/promoted"] = float(promotion["promoted"])
+    metrics.update(headline(adversary, candidate, table, recovery, promotion["promoted"]))
     return {"round": index, "adversary": adversary, "candidate": candidate, "moves": {
                 name: {k: moves[name][k] for k in ("status", "reason", "evasion_weight", "quality", "from_version",
                                                    "to_version", "checkpoint")} for name in game},
@@ -127,17 +150,62 @@ def round_record(index: int, steps: dict, game: list[str], columns: list[str]) -
             "seconds": {step: steps[step].get("seconds") for step in steps}, "metrics": metrics}
 
 
-def log_round(run, parent, index: int, record: dict, panel_step: dict) -> None:
+def log_round(run, parent, index: int, record: dict, panel_step: dict, scorer: PanelScorer | None = None) -> None:
     metrics = finite(record["metrics"])
     run.log_metrics(metrics, step=index)
     parent.log_metrics(metrics, step=index)
     table = panel_step["matrix"]
     columns = list(next(iter(table.values())))
+    figure = heatmap_figure(table, columns, f"panel after round {index}: video AUC [95% CI]")
     for target in (run, parent):
-        target.log_figure(heatmap_figure(table, columns, f"panel after round {index}: video AUC [95% CI]"),
-                          f"panel/matrix_round_{index:02d}.png")
+        target.log_figure(figure, f"panel/matrix_round_{index:02d}.png")
         target.log_dict({"matrix": table, "slices": slices(table, record)}, f"panel/matrix_round_{index:02d}.json")
+    parent.log_image_step(figure_pixels(figure), "panel matrix", index)     # the UI's slider walks the rounds
+    if scorer is not None:
+        named = {f"{role} {name}": load_detector(panel_step["detectors"][name])
+                 for role, name in (("champion", record["adversary"]), ("candidate", record["candidate"]))
+                 if name in panel_step["detectors"]}
+        parent.log_image_step(union_roc(scorer, named, f"round {index}"), "panel roc", index)
+    for name, move in (record["moves"] if scorer is not None else {}).items():
+        grid = new_fakes_grid(scorer, f"{name}@G{move['to_version']}")
+        if grid is not None:
+            parent.log_image_step(grid, f"new fakes/{name}", index)
     run.log_dict(record, "round.json")
+
+
+def log_start(parent, scorer: PanelScorer, d0: LoadedDetector, columns: list[str], config, game: list[str]) -> None:
+    """Round 0 on the parent run: D0 on the panel as set up, and G0's fakes. The UI's image slider opens at
+    step 0, so it opens on the starting position, and the champion's curve starts from D0."""
+    table = matrix(scorer, {"D0": scorer.scores(d0)}, columns, config)
+    parent.log_image_step(figure_pixels(heatmap_figure(table, columns, "panel at the start (round 0): video AUC "
+                                                                       "[95% CI]")), "panel matrix", 0)
+    parent.log_image_step(union_roc(scorer, {"D0": d0}, "the start (round 0)"), "panel roc", 0)
+    for name in game:
+        grid = new_fakes_grid(scorer, f"{name}@G0")
+        if grid is not None:
+            parent.log_image_step(grid, f"new fakes/{name}", 0)
+    parent.log_metrics(finite({f"{HEADLINE}/champion_union_auc": table["D0"][UNION]["auc"]}), step=0)
+
+
+def union_roc(scorer: PanelScorer, detectors: dict[str, LoadedDetector], when: str) -> np.ndarray:
+    """ROC curves of the named detectors on the union of panel fakes against the real panel videos, as pixels."""
+    curves = {}
+    for label, detector in detectors.items():
+        reals, fakes = scorer.column(scorer.scores(detector), UNION)
+        curves[label] = (np.r_[np.zeros(len(reals)), np.ones(len(fakes))], np.r_[reals, fakes])
+    return figure_pixels(roc_figure(curves, f"{when}: all panel fakes vs the real test videos"))
+
+
+def new_fakes_grid(scorer: PanelScorer, column: str, n: int = 4) -> np.ndarray | None:
+    """Up to n panel videos of `column`: the real target's middle face crop above the fake's, as the detector
+    sees them (None when the column has no fake with a known target)."""
+    pairs = [(v.target, v.path) for v in scorer.panel.fakes(column) if v.target][:n]
+    if not pairs:
+        return None
+    middle = [[crops[len(crops) // 2] for crops in (scorer.crops(real), scorer.crops(fake))] for real, fake in pairs]
+    images = [pair[0] for pair in middle] + [pair[1] for pair in middle]
+    captions = [f"real {i + 1}" for i in range(len(pairs))] + [f"{column} {i + 1}" for i in range(len(pairs))]
+    return sample_grid(images, captions, ncols=len(pairs), cell=112)
 
 
 def slices(table: dict, record: dict) -> dict:

@@ -35,7 +35,7 @@ from forensics.harness.gate import decide
 from forensics.harness.logbook import Prefixed, open_run
 from forensics.harness.panel import SBI, Panel, PanelScorer
 from forensics.harness.quality import quality_selection
-from forensics.harness.report import (append_once, finite, log_round, matrix, round_record, step_brief,
+from forensics.harness.report import (append_once, finite, log_round, log_start, matrix, round_record, step_brief,
                                       summary_document, surrogate_gap)
 from forensics.harness.state import STEPS, CoevolveState
 from forensics.io import atomic_write_json
@@ -165,6 +165,9 @@ class Harness:
         parent = self._open_parent(run_name)
         status = "FAILED"
         try:
+            if not parent.resumed and not self.state.done_rounds():   # the panel is still as set up
+                log_start(parent, self.scorer, load_detector(self.state.doc["initial"]["detector"]),
+                          self.panel.columns, self.config, self.game)
             for index in range(1, self.config.rounds + 1):
                 if self.state.round_done(index):
                     self.say(f"round {index}: finished earlier, skipped")
@@ -222,7 +225,7 @@ class Harness:
             # as JSON keeps it (lists, not tuples), so a resumed run returns the same records as a fresh one
             record = json.loads(json.dumps(round_record(index, self.state.round(index)["steps"], self.game,
                                                         self.panel.columns)))
-            log_round(run, parent, index, record, self.state.round(index)["steps"]["panel"])
+            log_round(run, parent, index, record, self.state.round(index)["steps"]["panel"], self.scorer)
             self.state.finish_round(index, record)
             append_once(self.out / "rounds.jsonl", record)
             status = "FINISHED"

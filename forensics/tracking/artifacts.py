@@ -43,6 +43,15 @@ def write_image(image: np.ndarray, path: Path) -> Path:
     return path
 
 
+def thumbnail(image: np.ndarray, longest: int = 256) -> np.ndarray:
+    """A copy at most `longest` px on its longer side: the preview the MLflow UI loads for step images. 256 is
+    what MLflow's own log_image writes; the UI's image card is sized for it and clips a larger preview."""
+    array = np.ascontiguousarray(np.asarray(image))
+    picture = Image.fromarray(array)
+    picture.thumbnail((longest, longest))
+    return np.asarray(picture)
+
+
 def write_dict(obj: Any, path: Path) -> Path:
     """JSON, or YAML when the name ends in .yaml/.yml; numpy scalars/arrays and Paths are converted."""
     if path.suffix.lower() in (".yaml", ".yml"):

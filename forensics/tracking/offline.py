@@ -71,6 +71,14 @@ def offline_artifact_location(experiment: str) -> str:
     return str(offline_dir() / "artifacts" / experiment)
 
 
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a sqlite:// store URI (relative to the working directory for sqlite:///name.db),
+    None for other stores."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri[len("sqlite:///"):].split("?", 1)[0])
+
+
 def is_http(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
 
@@ -195,15 +203,24 @@ def tag_value(value: Any) -> str:
 
 # ---------------------------------------------------------------- experiments
 
+# MLflow 3's UI opens an experiment without this tag in its GenAI layout (traces, judges, runs called
+# "evaluations"); every experiment here trains and evaluates models, which the UI calls "Machine learning".
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
+
+
 def get_or_create_experiment(client, name: str, artifact_location: str | None = None) -> str:
-    """Experiment id by name, creating it; survives another process creating it at the same moment."""
+    """Experiment id by name, creating it (tagged as a model-training experiment for the UI); survives
+    another process creating it at the same moment."""
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         if experiment.lifecycle_stage == "deleted":
             client.restore_experiment(experiment.experiment_id)
+        if (experiment.tags or {}).get(EXPERIMENT_KIND_TAG) is None:
+            client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return experiment.experiment_id
     try:
-        return client.create_experiment(name, artifact_location=artifact_location)
+        return client.create_experiment(name, artifact_location=artifact_location,
+                                        tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
     except MlflowException as exc:
         if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
             raise

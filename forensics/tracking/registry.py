@@ -4,9 +4,11 @@ Why plain registered versions rather than an MLflow model flavour: a registered 
 MlflowClient.create_model_version(name, source=<run artifact URI>/model, run_id), whose source is the
 checkpoint folder exactly as detectors.save_detector wrote it (model.safetensors + config.json).
 - mlflow.pytorch.log_model pickles the module; the product must load models without pickle.
-- mlflow.pyfunc "models from code" avoids pickle but captures a Python environment (pip freeze),
-  writes an MLmodel wrapper and a LoggedModel per version: seconds of work and a second format to keep
-  in step, for serving features nothing here uses.
+- mlflow.pyfunc "models from code" avoids pickle but captures a Python environment (pip freeze) and
+  a LoggedModel per version: seconds of work and a second format to keep in step. Instead the checkpoint
+  folder carries a small MLmodel naming a loader module (detectors.mlmodel): the same folder is a pyfunc
+  model, so `mlflow.pyfunc.load_model("models:/forensics-detector@champion")` and `mlflow models serve`
+  work on it, with nothing pickled and no second copy.
 - create_model_version works the same against the sqlite store (source is a local path) and a server
   (source is mlflow-artifacts:/...), and mlflow.artifacts.download_artifacts fetches either.
 """
@@ -17,6 +19,7 @@ import os
 import re
 import shutil
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -76,6 +79,76 @@ def resolve_model(name: str, alias: str) -> Path | None:
     return _local_model_dir(name, version, uri)
 
 
+def list_model_versions(name: str) -> list[dict]:
+    """Every registered version of `name`, newest first: version, aliases, run_id, source, created (ISO UTC),
+    tags. Empty when nothing is registered (and nothing is created: a read-only lookup)."""
+
+    def versions(client, uri):
+        try:
+            found = client.search_model_versions(f"name = '{name}'")
+            model = client.get_registered_model(name)
+        except MlflowException as exc:
+            if getattr(exc, "error_code", "") in _NOT_FOUND:
+                return []
+            raise
+        aliases: dict[str, list[str]] = {}      # search results leave aliases out; the registered model has them
+        for alias, version in (model.aliases or {}).items():
+            aliases.setdefault(str(version), []).append(alias)
+        return [{"version": str(v.version), "aliases": sorted(aliases.get(str(v.version), [])),
+                 "run_id": v.run_id, "source": v.source, "created": _iso(v.creation_timestamp),
+                 "tags": dict(v.tags or {}), "run": _run_facts(client, v.run_id)} for v in found]
+
+    found = _with_fallback(versions, missing_local_store_means_none=True) or []
+    return sorted(found, key=lambda v: int(v["version"]), reverse=True)
+
+
+def model_version_dir(name: str, version: str | int) -> Path | None:
+    """Local folder (model.safetensors + config.json) of one registered version; None when it is not registered."""
+
+    def lookup(client, uri):
+        try:
+            return client.get_model_version(name, str(version)), uri
+        except MlflowException as exc:
+            if getattr(exc, "error_code", "") in _NOT_FOUND:
+                return None
+            raise
+
+    found = _with_fallback(lookup, missing_local_store_means_none=True)
+    return None if found is None else _local_model_dir(name, *found)
+
+
+def set_model_version_tags(name: str, version: str | int, tags: dict) -> None:
+    """Tag a registered version (e.g. why it was promoted by hand)."""
+
+    def tag(client, uri):
+        for key, value in tags.items():
+            client.set_model_version_tag(name, str(version), key, str(value))
+        return True
+
+    _with_fallback(tag, missing_local_store_means_none=True)
+
+
+RUN_FACTS = ("panel/union", "promotion", "mlflow.source.git.commit", "git.dirty")
+
+
+def _run_facts(client, run_id: str | None) -> dict:
+    """What the version's run says that its checkpoint does not: the co-evolution panel's AUC on all fakes, the
+    gate's decision, the git commit. Empty when the run is gone."""
+    if not run_id:
+        return {}
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        return {}
+    return {k: v for k, v in {**run.data.metrics, **run.data.tags}.items() if k in RUN_FACTS}
+
+
+def _iso(millis) -> str | None:
+    if not millis:
+        return None
+    return datetime.fromtimestamp(millis / 1000, tz=timezone.utc).isoformat(timespec="seconds")
+
+
 def set_model_alias(name: str, version: str | int, alias: str) -> None:
     """Point name@alias at `version` (e.g. promote a challenger to champion)."""
     check_alias(alias)
@@ -103,8 +176,13 @@ def model_cache_dir() -> Path:
 
 
 def _with_fallback(op, missing_local_store_means_none: bool):
-    """op(client, uri) against the tracking URI's registry, or the local fallback store's if unreachable."""
+    """op(client, uri) against the tracking URI's registry, or the local fallback store's if unreachable. A
+    lookup (`missing_local_store_means_none`) in a sqlite store that does not exist finds nothing and creates
+    nothing: `forensics detect` in a media folder must not leave an mlflow.db (or its folders) behind."""
     uri = off.tracking_uri()
+    store = off.sqlite_file(uri)
+    if missing_local_store_means_none and store is not None and not store.is_file():
+        return None
     reason = off.dead_reason(uri)
     if reason is None:
         off.prepare_uri(uri)

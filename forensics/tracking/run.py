@@ -8,11 +8,16 @@ what it had logged (see forensics.tracking.offline) and from then on logs only t
 """
 from __future__ import annotations
 
+import functools
+import json
 import posixpath
+import re
 import shutil
+import sys
 import tempfile
 import threading
 import time
+import uuid
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +27,7 @@ import numpy as np
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
+from forensics.gitinfo import git_state
 from forensics.io import sha256_file
 from forensics.tracking import artifacts as art
 from forensics.tracking import offline as off
@@ -38,6 +44,27 @@ class _Store:
     client: Any            # mlflow.MlflowClient
     run_id: str
     artifact_uri: str
+
+
+STEP_IMAGE_KEY = re.compile(r"^[A-Za-z0-9_\-./ ]+$")
+
+
+@functools.lru_cache(maxsize=1)
+def source_tags() -> dict[str, str]:
+    """Where a run came from, as MLflow's own tags show it in the UI: the command line, and the git commit of
+    this checkout when it is one (plus git.dirty when it has uncommitted changes)."""
+    entry = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+    program = "forensics" if entry in ("forensics", "main.py", "__main__.py") else entry
+    subcommand = next((a for a in sys.argv[1:] if not a.startswith("-")), "")
+    # The UI shows the source name like a file name: keep paths out of it; the full command is its own tag.
+    tags = {"mlflow.source.name": f"{program} {subcommand}".strip(), "mlflow.source.type": "LOCAL",
+            "command": " ".join([program, *sys.argv[1:]])[:500]}
+    checkout = git_state(Path(__file__).resolve().parents[2])
+    if checkout["commit"]:
+        tags["mlflow.source.git.commit"] = checkout["commit"]
+        if checkout["dirty"]:
+            tags["git.dirty"] = "true"
+    return tags
 
 
 def start_run(experiment: str, run_name: str | None = None, params: dict | None = None,
@@ -72,7 +99,7 @@ class Run:
         self._n_models = 0
         self._name: str | None = None              # run name once the journal is gone
         self._offline_reason: str | None = None
-        self._record_tags(tags or {})
+        self._record_tags({**source_tags(), **(tags or {})})
         self._record_params(params or {})
         self._open()
 
@@ -150,6 +177,18 @@ class Run:
         """A uint8 RGB array (HxWx3; RGBA and grey too) as PNG."""
         self._log_file(art.write_image(image, self._scratch_file(artifact_file)), artifact_file)
 
+    def log_image_step(self, image: np.ndarray, key: str, step: int) -> None:
+        """An image the MLflow UI shows under `key` with a step slider (one image per step, e.g. per round),
+        written in MLflow's own layout for time-stepped images (images/<key>+step+<n>+timestamp+<ms>+<id>.png
+        and a small .webp beside it), as plain artifacts, so the offline fallback replays them like any other."""
+        if not STEP_IMAGE_KEY.match(key or ""):
+            raise ValueError(f"log_image_step: key {key!r} may only hold letters, digits, _ - . / and spaces")
+        stem = f"images/{key.replace('/', '~')}+step+{int(step)}+timestamp+{_now_ms()}+{uuid.uuid4()}"
+        self._log_file(art.write_image(image, self._scratch_file(f"{stem}.png")), f"{stem}.png")
+        self._log_file(art.write_image(art.thumbnail(image), self._scratch_file(f"{stem}+compressed.webp")),
+                       f"{stem}+compressed.webp")
+        self.set_tags({"mlflow.loggedImages": "true"})
+
     def log_dict(self, obj: Any, artifact_file: str) -> None:
         """JSON (YAML when the name ends in .yaml/.yml); numpy values are converted."""
         self._log_file(art.write_dict(obj, self._scratch_file(artifact_file)), artifact_file)
@@ -195,9 +234,10 @@ class Run:
         self._n_models += 1        # each version keeps its own files: model/, then model-2/, ...
         artifact_path = "model" if self._n_models == 1 else f"model-{self._n_models}"
         self.log_artifacts(folder, artifact_path)
+        tags = {"sha256": digest, "experiment": self.experiment, **headline_metrics(folder / "config.json")}
         return self._do(lambda s: create_model_version(
-            s.client, name, f"{s.artifact_uri.rstrip('/')}/{artifact_path}", s.run_id, alias=alias,
-            tags={"sha256": digest, "experiment": self.experiment}), journaled=False)
+            s.client, name, f"{s.artifact_uri.rstrip('/')}/{artifact_path}", s.run_id, alias=alias, tags=tags),
+            journaled=False)
 
     def end(self, status: str = "FINISHED") -> None:
         with self._lock:
@@ -356,6 +396,20 @@ class Run:
             if self._journal is not None:
                 self._journal.artifacts.append(off.Artifact(local, folder, is_dir=False))
             self._do(lambda s: s.client.log_artifact(s.run_id, str(local), folder), journaled=True)
+
+
+HEADLINE = ("video_auc", "frame_auc", "video_eer", "video_ap")
+
+
+def headline_metrics(config_json: Path) -> dict[str, str]:
+    """The checkpoint's own validation/test AUC, EER and AP (its config.json `metrics`), as model-version tags:
+    the registry page then shows how good each version is without opening its run."""
+    try:
+        metrics = json.loads(config_json.read_text(encoding="utf-8")).get("metrics") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {f"metric.{key.replace('/', '.')}": f"{float(value):.4f}" for key, value in sorted(metrics.items())
+            if key.split("/")[-1] in HEADLINE and isinstance(value, (int, float)) and np.isfinite(value)}
 
 
 def _as_float(key, value) -> float:

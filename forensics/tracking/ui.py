@@ -5,7 +5,10 @@ the locations the runs recorded (local paths for the default store), which the s
 """
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
 import sys
 
 from forensics.tracking.offline import offline_uri, tracking_uri
@@ -26,9 +29,14 @@ def build_command(uri: str, host: str = "127.0.0.1", port: int = 5000, workers: 
             "--host", host, "--port", str(port), "--workers", str(workers)]
 
 
+# MLflow 3's UI opens in its GenAI layout (traces, judges, an assistant) unless told otherwise; these runs train and
+# evaluate models, which its "Model training" layout shows (runs, charts, the model registry).
+MODEL_TRAINING_VIEW = "/#/experiments?workflowType=machine_learning"
+
+
 def browse_url(host: str, port: int) -> str:
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    return f"http://{shown}:{port}"
+    return f"http://{shown}:{port}{MODEL_TRAINING_VIEW}"
 
 
 def port_free(host: str, port: int) -> bool:
@@ -40,3 +48,44 @@ def port_free(host: str, port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def serve(command: list[str], grace_s: float = 10.0) -> int:
+    """Run the server until it exits, or until this process is told to stop (Ctrl-C, SIGTERM, SIGHUP): then
+    the server's whole process group (uvicorn and its workers) is stopped too, never left running behind.
+    Returns the server's exit status, or 0 when it was stopped on request."""
+    server = subprocess.Popen(command, start_new_session=True)
+    stopping = []
+
+    def stop(signum, _frame) -> None:
+        stopping.append(signum)
+        _stop_group(server, grace_s)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    status = None
+    try:
+        status = server.wait()
+    except KeyboardInterrupt:
+        stopping.append(signal.SIGINT)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if server.poll() is None:
+            _stop_group(server, grace_s)
+    return 0 if stopping else status
+
+
+def _stop_group(server: subprocess.Popen, grace_s: float) -> None:
+    """SIGTERM to the server's process group; SIGKILL what is left after `grace_s` seconds."""
+    try:
+        os.killpg(server.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        server.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(server.pid, signal.SIGKILL)       # workers that outlived their parent
+    except ProcessLookupError:
+        pass
