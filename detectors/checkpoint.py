@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
+from detectors.mlmodel import write_mlmodel
 from detectors.model import FrameDetector
 from detectors.predict import predict_logits
 from detectors.registry import create_detector, is_detector, list_detectors
@@ -81,7 +82,8 @@ class LoadedDetector:
 
 
 def save_detector(directory: str | os.PathLike, model: FrameDetector, meta: dict[str, Any] | None = None) -> Path:
-    """Write directory/model.safetensors then directory/config.json, each atomically; returns the directory."""
+    """Write directory/model.safetensors, directory/config.json and directory/MLmodel (the folder is an MLflow
+    pyfunc model too, see detectors.mlmodel), each atomically; returns the directory."""
     meta = dict(meta or {})
     clash = [k for k in _RESERVED if k in meta]
     if clash:
@@ -95,6 +97,7 @@ def save_detector(directory: str | os.PathLike, model: FrameDetector, meta: dict
     config = {"format": FORMAT, "detector": model.config.to_dict(),
               "weights_sha256": sha256_file(directory / WEIGHTS_FILE), **meta}
     atomic_write_json(directory / CONFIG_FILE, config)
+    write_mlmodel(directory)
     return directory
 
 
@@ -135,7 +138,38 @@ def _read_config(path: Path) -> dict[str, Any]:
         raise DetectorLoadError(f"{path}: unsupported format {meta.get('format')!r} (expected {FORMAT!r})")
     if not isinstance(meta.get("detector"), dict):
         raise DetectorLoadError(f"{path}: no 'detector' section describing the architecture")
+    problem = meta_problem(meta)
+    if problem:
+        raise DetectorLoadError(f"{path}: {problem}")
     return meta
+
+
+MIN_CROP, MAX_CROP = 16, 1024     # a crop outside this is a broken config (a 20000-px crop takes 3.4 GB per face)
+
+
+def meta_problem(meta: dict[str, Any]) -> str | None:
+    """What is wrong with the fields `detect` relies on (threshold, crop, calibration), or None."""
+    def number(value) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+
+    if "threshold" in meta and not (number(meta["threshold"]) and 0.0 <= meta["threshold"] <= 1.0):
+        return f"threshold must be a probability in [0, 1], got {meta['threshold']!r}"
+    crop = meta.get("crop")
+    if crop is not None:
+        if not isinstance(crop, dict):
+            return f"crop must be an object with size and margin, got {crop!r}"
+        size = crop.get("size")
+        if not (isinstance(size, int) and not isinstance(size, bool) and MIN_CROP <= size <= MAX_CROP):
+            return f"crop.size must be a whole number of pixels in [{MIN_CROP}, {MAX_CROP}], got {size!r}"
+        if "margin" in crop and not (number(crop["margin"]) and 0.0 <= crop["margin"] <= 2.0):
+            return f"crop.margin must be a number in [0, 2], got {crop['margin']!r}"
+    calibration = meta.get("calibration")
+    if calibration is not None:
+        if not isinstance(calibration, dict) or not all(number(calibration.get(k, 0.0)) for k in ("a", "b")):
+            return f"calibration must be an object with finite numbers a and b, got {calibration!r}"
+        if calibration.get("a", 1.0) == 0:
+            return "calibration.a must not be 0 (every score would be the same)"
+    return None
 
 
 def _build(config: dict[str, Any], config_path: Path) -> FrameDetector:

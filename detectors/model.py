@@ -86,9 +86,7 @@ def create_backbone(config: DetectorConfig) -> nn.Module:
         raise ValueError(f"detector {config.name}: unknown timm backbone {config.backbone!r}")
     if config.pretrained_file is None:
         return timm.create_model(config.backbone, pretrained=False, num_classes=0)
-    path = Path(config.pretrained_file)
-    if not path.is_file():
-        raise ValueError(f"{path}: pretrained weight file not found")
+    path = weight_file(Path(config.pretrained_file), config.backbone)
     # Built without weights, then filled from the local file ourselves: no loader that knows a URL is involved.
     model = timm.create_model(config.backbone, pretrained=False, num_classes=0)
     _check_weights_cover(model, path, config.backbone)
@@ -99,6 +97,37 @@ def create_backbone(config: DetectorConfig) -> nn.Module:
     wanted = model.state_dict().keys()
     model.load_state_dict({k: v for k, v in state.items() if k in wanted}, strict=True)
     return model
+
+
+WEIGHT_NAMES = ("model.safetensors", "pytorch_model.bin")
+
+
+def weight_file(path: Path, backbone: str) -> Path:
+    """The weight file `--pretrained-file` names: the file itself; a folder holding model.safetensors (a timm
+    hub download); a Hugging Face cache folder of one model (models--timm--NAME: its refs/main snapshot, or
+    its only one); or the hub cache itself (~/.cache/huggingface/hub), where the one models--timm--BACKBONE.*
+    folder is taken. Copied from a connected machine, these are what users have; nothing is downloaded."""
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise ValueError(f"{path}: pretrained weight file not found")
+    for name in WEIGHT_NAMES:
+        if (path / name).is_file():
+            return path / name
+    if (path / "snapshots").is_dir():
+        ref = path / "refs" / "main"
+        snapshots = [path / "snapshots" / ref.read_text().strip()] if ref.is_file() else \
+            sorted(p for p in (path / "snapshots").iterdir() if p.is_dir())
+        found = [p / n for p in snapshots for n in WEIGHT_NAMES if (p / n).is_file()]
+        if len(found) == 1:
+            return found[0]
+        raise ValueError(f"{path}: {'no' if not found else len(found)} snapshots with {WEIGHT_NAMES[0]}; name the "
+                         f"file itself")
+    repos = sorted(path.glob(f"models--timm--{backbone}.*")) + sorted(path.glob(f"models--timm--{backbone}"))
+    if len(repos) == 1:
+        return weight_file(repos[0], backbone)
+    raise ValueError(f"{path}: no {WEIGHT_NAMES[0]} here" + (f", and {len(repos)} timm/{backbone} models in this "
+                     f"cache: name one" if repos else f", and no timm/{backbone} model in it (a hub cache folder)"))
 
 
 def backbone_width(backbone: nn.Module) -> int:

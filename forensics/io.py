@@ -59,7 +59,7 @@ def append_jsonl(target: str | os.PathLike, record: dict) -> None:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(record, default=_json_default) + "\n"
+    line = json.dumps(strict_json(record), default=_json_default, allow_nan=False) + "\n"
     if _ends_torn(target):
         line = "\n" + line
     with open(target, "a", encoding="utf-8") as fh:
@@ -77,21 +77,62 @@ def _ends_torn(path: Path) -> bool:
         return False
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """Read records, ignoring a torn last line left by a crash mid-write."""
+def read_jsonl(path: str | os.PathLike, skipped: list[int] | None = None) -> list[dict]:
+    """Read records, skipping lines that are not a JSON record (a torn last line left by a crash mid-write,
+    bytes that are not UTF-8, an edit gone wrong); their line numbers go into `skipped` when given."""
     out: list[dict] = []
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         return out
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                out.append(json.loads(raw.decode("utf-8")))
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+                if skipped is not None:
+                    skipped.append(number)
     return out
+
+
+def unicode_text(text: str) -> str:
+    """`text` as valid Unicode: each byte of a file name that was not UTF-8 (kept by Python as a lone surrogate,
+    which strict JSON parsers and UTF-8 writers reject) becomes U+FFFD."""
+    if not any(0xD800 <= ord(ch) <= 0xDFFF for ch in text):
+        return text
+    return "".join("\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in text)
+
+
+def strict_json(value: Any) -> Any:
+    """`value` with every NaN or infinite float replaced by None (records are strict JSON, which has no NaN)
+    and every string valid Unicode (see unicode_text)."""
+    if isinstance(value, str):
+        return unicode_text(value)
+    if isinstance(value, float):
+        return value if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    if isinstance(value, np.floating):
+        return float(value) if np.isfinite(value) else None
+    return value
+
+
+def printable(text: str) -> str:
+    """`text` safe to print on a terminal: control and format characters (escape sequences, carriage
+    returns, bidi overrides) and lone surrogates (undecodable bytes in file names) written as escapes, so a
+    file named "\\x1b[2K\\rreal 0.031 x.avi" cannot redraw the line it is printed on. JSON records keep the
+    exact text; this is for lines meant for people."""
+    return "".join(map(_escape_unprintable, str(text)))
+
+
+def _escape_unprintable(ch: str) -> str:
+    if ch == " " or ch.isprintable():
+        return ch
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

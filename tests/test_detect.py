@@ -16,6 +16,7 @@ from forensics.cli.detect import main as detect_main
 from forensics.faces import Face, KeyframeFaces, interpolate_faces
 from forensics.io import read_jsonl
 from forensics.media import Frame, write_video
+from detectors import create_detector, save_detector
 from detectors.promote import NO_CHAMPION as NO_MODEL
 from forensics.pipelines import (
     DetectConfig,
@@ -29,11 +30,12 @@ from forensics.pipelines import (
     collect_inputs,
 )
 from forensics.pipelines.record import TrackVerdict, media_score
+from forensics.synthetic import VideoConfig, render_video, sample_identity
 
 # The contract's fields in the order every record is written, then the extras detect always adds.
 CONTRACT = ["path", "kind", "status", "error", "score", "label", "threshold", "frames_analyzed", "faces",
             "frame_scores", "model", "elapsed_s"]
-KEYS = CONTRACT + ["warning"]
+KEYS = CONTRACT + ["warning", "sha256"]
 TRACK_KEYS = ["id", "frames", "score", "mean_score", "detections"]
 FRAME_KEYS = ["frame", "t", "track", "box", "score", "detected"]
 VIDEO_FRAMES = 10
@@ -44,8 +46,6 @@ VIDEO_FRAMES = 10
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
-    from detectors import create_detector, save_detector
-
     directory = tmp_path_factory.mktemp("detector")
     model = create_detector("mobilenetv3-small", input_size=64)
     return save_detector(directory, model, {"threshold": 0.5, "crop": {"size": 64, "margin": 0.25}})
@@ -55,8 +55,6 @@ def model_dir(tmp_path_factory) -> Path:
 def media(tmp_path_factory) -> dict[str, Path]:
     """One good video, one good image and five kinds of bad input, in one folder (plus a non-media file
     that a folder scan must ignore)."""
-    from forensics.synthetic import VideoConfig, render_video, sample_identity
-
     folder = tmp_path_factory.mktemp("media")
     frames, _ = render_video(sample_identity(np.random.default_rng(3), 3), seed=5,
                              config=VideoConfig(size=160, frames=VIDEO_FRAMES, fps=25, max_yaw=10, max_pitch=8))
@@ -104,6 +102,9 @@ def test_folder_of_good_and_bad_media(tmp_path, media, model_dir, capsys):
     for record in records.values():
         assert list(record) == KEYS                    # every field, in the contract's order, no "report"
         assert record["model"]["name"] == "mobilenetv3-small" and len(record["model"]["sha256"]) == 64
+        # the card's summary: this untrained checkpoint records no footage and no test figure, and says so
+        assert record["model"]["card"] == ("mobilenetv3-small: training footage not recorded; test video AUC "
+                                           "not recorded")
         assert record["threshold"] == 0.5 and record["elapsed_s"] >= 0
 
     video = records["real.mp4"]
@@ -330,7 +331,8 @@ def test_record_of_scored_faces_rounds_and_orders_like_the_contract():
     assert out["frame_scores"][1] == {"frame": 1, "t": 0.0333, "track": 0, "box": [10.0, 20.1, 50.0, 60.0],
                                       "score": 0.880797, "detected": True}
     assert out["elapsed_s"] == 1.235 and out["frames_analyzed"] == 5 and out["warning"] == "frames missing"
-    assert out["model"] == {"name": "mobilenetv3-small", "sha256": "ab" * 32} and out["threshold"] == 0.5
+    assert out["model"] == {"name": "mobilenetv3-small", "sha256": "ab" * 32, "trained_on": None, "card": None}
+    assert out["threshold"] == 0.5
     assert json.loads(json.dumps(out, allow_nan=False)) == out
 
 

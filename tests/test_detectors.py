@@ -192,6 +192,29 @@ def test_pretrained_file_errors_are_one_line(tmp_path):
     _assert_one_line(silent.value, "unrelated.safetensors", "missing")
 
 
+def test_pretrained_file_takes_a_timm_hub_download_or_a_hugging_face_cache(tmp_path):
+    """What users copy from a connected machine: the hub's model.safetensors in a folder, the cache folder of
+    that model (refs/main names the snapshot), or the whole hub cache (the one timm/BACKBONE.* model in it)."""
+    torch.manual_seed(3)
+    source = timm.create_model("mobilenetv3_small_100", pretrained=False)
+    hub = tmp_path / "hub"
+    repo = hub / "models--timm--mobilenetv3_small_100.lamb_in1k"
+    for snapshot in ("0ld", "c0ffee"):                       # an older snapshot must not be taken
+        (repo / "snapshots" / snapshot).mkdir(parents=True)
+        state = source.state_dict() if snapshot == "c0ffee" else timm.create_model(
+            "mobilenetv3_small_100", pretrained=False).state_dict()
+        save_file({k: v.contiguous() for k, v in state.items()}, str(repo / "snapshots" / snapshot / "model.safetensors"))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("c0ffee\n")
+    (hub / "models--timm--efficientnet_b0.ra_in1k" / "snapshots").mkdir(parents=True)   # another model, ignored
+    for given in (repo / "snapshots" / "c0ffee", repo, hub):
+        model = create_detector(pretrained_file=str(given))
+        torch.testing.assert_close(model.backbone.conv_stem.weight, source.conv_stem.weight, rtol=0, atol=0)
+    with pytest.raises(ValueError) as none:
+        create_detector(pretrained_file=str(tmp_path))
+    _assert_one_line(none.value, str(tmp_path), "no timm/mobilenetv3_small_100 model")
+
+
 # ---------------------------------------------------------------- checkpoints
 
 def _trained_looking(name: str = "mobilenetv3-small-freq"):
@@ -208,7 +231,7 @@ def test_save_load_roundtrip_is_exact_and_never_unpickles(tmp_path, monkeypatch)
     model = _trained_looking()
     meta = {"threshold": 0.7, "calibration": {"a": 2.0, "b": -1.0}, "metrics": {"val/auc": 0.9}}
     directory = save_detector(tmp_path / "ckpt", model, meta)
-    assert sorted(p.name for p in directory.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in directory.iterdir()) == ["MLmodel", "config.json", "model.safetensors"]
     assert not list(tmp_path.rglob("*.pt")) and not list(tmp_path.rglob("*.pkl"))
     config = json.loads((directory / "config.json").read_text())
     assert config["format"] == "forensics-detector/1" and config["detector"]["name"] == "mobilenetv3-small-freq"

@@ -19,6 +19,7 @@ that names the file; a partly damaged video is analysed as far as it decodes and
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,10 +29,13 @@ import numpy as np
 
 from detectors.aggregate import aggregate_scores
 from detectors.bundle import Bundle, load_bundle
+from detectors.card import card_of, card_summary
 from detectors.checkpoint import DetectorLoadError, LoadedDetector
+from detectors.footage import trained_on
 from detectors.predict import predict_clip_logits, predict_logits
 from forensics.device import resolve_device
 from forensics.faces import FaceConfig, FacePipeline, auto_detect_every
+from forensics.io import sha256_file
 from forensics.media import Frame, MediaError, iter_frames, sample_frames
 from forensics.pipelines.record import (OK, ClipObservation, DetectRecord, Findings, MemberRecord, ModelInfo,
                                         Observation, ThumbnailPool)
@@ -102,7 +106,10 @@ class DetectPipeline:
             self.temporal.model.to(self.device).eval()
         self.faces = FacePipeline(self.bundle.crop_spec, self.config.faces, device=str(self.device))
         self.threshold = float(self.bundle.threshold)
-        self.model_info = ModelInfo(name=self.bundle.name, sha256=self.bundle.sha256)
+        self.model_info = ModelInfo(name=self.bundle.name, sha256=self.bundle.sha256,
+                                    trained_on=trained_on(self.bundle.members.values()),
+                                    card="; ".join(card_summary(card_of(m.meta, m.path))
+                                                   for m in self.bundle.members.values()))
         self.members = tuple(MemberRecord(role, m.name, m.sha256) for role, m in self.bundle.members.items()) \
             if self.bundle.fused else ()
 
@@ -127,8 +134,17 @@ class DetectPipeline:
         record = DetectRecord.build(str(path), findings, self.model_info, self.threshold, self.bundle.probability,
                                     aggregate_scores, elapsed_s=time.perf_counter() - started,
                                     fusion=self.bundle if self.bundle.fused else None, members=self.members)
+        record = dataclasses.replace(record, sha256=input_digest(Path(path)))
         picked = thumbnails.pick() if record.status == OK else []
         return Analysis(record=record, thumbnails=picked, timings=timings)
+
+    def failed(self, path: str | Path, reason: str) -> Analysis:
+        """The error record of an input that is not analysed (e.g. it killed an earlier scan)."""
+        findings = Findings()
+        findings.error = f"{path}: {reason}"
+        record = DetectRecord.build(str(path), findings, self.model_info, self.threshold, self.bundle.probability,
+                                    aggregate_scores, elapsed_s=0.0, members=self.members)
+        return Analysis(record=record, thumbnails=[], timings=dict.fromkeys(STAGES, 0.0))
 
     # -- stages ------------------------------------------------------------------------------------
     def _analyse(self, path: Path, findings: Findings, timings: dict, thumbnails: ThumbnailPool) -> None:
@@ -280,3 +296,11 @@ class ClipScorer:
         self.scored.append(ClipObservation(track=track, frames=[o.frame for _, o in window], logit=float(clip_logits[0])))
         self.runs[track] = window                # keep the last clip for an overlapping tail
         self.fresh[track] = 0
+
+
+def input_digest(path: Path) -> str | None:
+    """sha256 of the input's bytes (None for what is not a readable regular file)."""
+    try:
+        return sha256_file(path) if path.is_file() else None
+    except OSError:
+        return None

@@ -17,7 +17,10 @@ from forensics.media.sniff import read_head, sniff_signature
 EXTRA_EXTENSIONS = frozenset({".gif", ".ts", ".mts", ".m2ts", ".3gp", ".ogv", ".heic", ".avif", ".jp2"})
 # Extensions of files that are never media; not worth opening to sniff.
 NEVER_MEDIA = frozenset({".json", ".jsonl", ".txt", ".md", ".html", ".htm", ".csv", ".yaml", ".yml", ".py",
-                         ".log", ".safetensors", ".pt", ".db", ".sqlite", ".zip", ".tar", ".gz", ".pdf"})
+                         ".log", ".safetensors", ".pt", ".db", ".sqlite", ".zip", ".tar", ".gz", ".pdf",
+                         # audio: a folder of clips often holds their sound; named on the command line, one still
+                         # gets its record ("no video stream (audio only)")
+                         ".m4a", ".mp3", ".wav", ".flac", ".aac", ".opus", ".wma", ".aiff", ".amr"})
 AUDIO_LABELS = frozenset({"WAV", "audio/Ogg"})
 
 
@@ -40,22 +43,22 @@ def is_media_file(path: Path) -> bool:
     return signature is not None and signature.label not in AUDIO_LABELS
 
 
-def media_in_folder(folder: Path) -> list[Path]:
+def media_in_folder(folder: Path, unreadable: list[tuple[str, str]] | None = None) -> list[Path]:
     """Media files under `folder` (by extension, or by content for unknown extensions), recursively,
-    sorted, hidden entries skipped, each real folder once."""
-    return list_media_files(folder, keep=lambda p: p.is_file() and is_media_file(p))
+    sorted, hidden entries skipped, each real folder once; folders that cannot be listed go to `unreadable`."""
+    return list_media_files(folder, keep=lambda p: p.is_file() and is_media_file(p), unreadable=unreadable)
 
 
-def collect_inputs(inputs: Sequence[str | os.PathLike]) -> list[Path]:
+def collect_inputs(inputs: Sequence[str | os.PathLike], unreadable: list[tuple[str, str]] | None = None) -> list[Path]:
     """Expand folders, keep the command line's order otherwise, drop repeats. Raises InputError for a
-    path that does not exist."""
+    path that does not exist; folders that cannot be listed go to `unreadable` as (path, reason)."""
     out: list[Path] = []
     seen: set[str] = set()
     for raw in inputs:
         path = Path(raw)
         if not path.exists() and not path.is_symlink():
             raise InputError(f"{raw}: no such file or folder")
-        for item in media_in_folder(path) if path.is_dir() else [path]:
+        for item in media_in_folder(path, unreadable) if path.is_dir() else [path]:
             key = path_key(item)
             if key not in seen:
                 seen.add(key)
@@ -69,5 +72,17 @@ def path_key(path: str | os.PathLike) -> str:
 
 
 def done_paths(records: Iterable[dict]) -> dict[str, dict]:
-    """Last record per input path, keyed by `path_key`, from a previous run's JSONL."""
-    return {path_key(r["path"]): r for r in records if isinstance(r, dict) and isinstance(r.get("path"), str)}
+    """Last record per input path, keyed by `path_key`, from a previous run's JSONL (a name that is not UTF-8
+    by its exact bytes, `path_bytes`)."""
+    return {path_key(record_path(r)): r for r in records if isinstance(r, dict) and isinstance(r.get("path"), str)}
+
+
+def record_path(record: dict) -> str:
+    """The input a record names, as the file system spells it."""
+    raw = record.get("path_bytes")
+    if isinstance(raw, str):
+        try:
+            return os.fsdecode(bytes.fromhex(raw))
+        except ValueError:
+            pass
+    return record["path"]

@@ -23,10 +23,13 @@ import dataclasses
 import heapq
 import itertools
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Protocol, Sequence
 
 import numpy as np
+
+from forensics.io import unicode_text
 
 OK, NO_FACE, ERROR = "ok", "no_face", "error"
 FAKE, REAL = "fake", "real"
@@ -120,13 +123,16 @@ def media_score(tracks: Sequence[TrackVerdict], min_detections: int = MIN_TRACK_
 # -- the record ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ModelInfo:
-    """Which detector produced a record: its name and the hash of its weights."""
+    """Which detector produced a record: its name, the hash of its weights, what it was trained on
+    ("synthetic faces only", "real faces", or None when its checkpoint does not say) and its card's summary."""
 
     name: str
     sha256: str
+    trained_on: str | None = None
+    card: str | None = None        # the model card in one line (detectors.card.card_summary)
 
     def to_json(self) -> dict:
-        return {"name": self.name, "sha256": self.sha256}
+        return {"name": self.name, "sha256": self.sha256, "trained_on": self.trained_on, "card": self.card}
 
 
 @dataclass(frozen=True)
@@ -204,7 +210,10 @@ class DetectRecord:
     (see `to_json`).
 
     `report` is an extra that exists only when a report was asked for (`with_report`): then the JSON
-    carries the page's path, or null if it could not be written.
+    carries the page's path, or null if it could not be written. `sha256` is the input file's digest (null
+    when it could not be read), so a verdict can be tied to the exact bytes it was given. A file name that is
+    not UTF-8 is written with U+FFFD in `path` (JSON text must be valid Unicode) and its bytes, hex, in the
+    extra `path_bytes`.
     """
 
     path: str
@@ -223,6 +232,7 @@ class DetectRecord:
     report: str | None = None
     report_requested: bool = False
     detectors: tuple[MemberRecord, ...] = ()
+    sha256: str | None = None        # of the input file as read (chain of custody); None if unreadable
 
     @classmethod
     def build(cls, path: str, findings: Findings, model: ModelInfo, threshold: float,
@@ -275,12 +285,16 @@ class DetectRecord:
         """The record as written to stdout, the JSONL and reports: contract fields in contract order, then
         the extras."""
         out = {
-            "path": self.path, "kind": self.kind, "status": self.status, "error": self.error,
+            "path": unicode_text(self.path), "kind": self.kind, "status": self.status,
+            "error": None if self.error is None else unicode_text(self.error),
             "score": self.score, "label": self.label, "threshold": self.threshold,
             "frames_analyzed": self.frames_analyzed, "faces": [t.to_json() for t in self.faces],
             "frame_scores": [f.to_json() for f in self.frame_scores], "model": self.model.to_json(),
-            "elapsed_s": self.elapsed_s, "warning": self.warning,
+            "elapsed_s": self.elapsed_s, "warning": None if self.warning is None else unicode_text(self.warning),
+            "sha256": self.sha256,
         }
+        if out["path"] != self.path:     # a name that is not UTF-8: its exact bytes, so --resume finds the file
+            out["path_bytes"] = os.fsencode(self.path).hex()
         if self.detectors:
             out["detectors"] = [m.to_json() for m in self.detectors]
         if self.report_requested:
