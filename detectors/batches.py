@@ -63,6 +63,10 @@ class CropSetBatches:
     def __init__(self, crops: CropSet, batch_size: int, seed: int, augment: bool = True, sbi: bool = True):
         if not crops.reals:
             raise ValueError("detector training: the train split has no real face crops")
+        if len(crops.reals) < max(1, batch_size // 2):
+            raise ValueError(f"detector training: the train split has {len(crops.reals)} real face crops, fewer "
+                             f"than the {batch_size // 2} a batch of {batch_size} pairs with fakes; add videos or "
+                             f"lower --batch-size")
         self.crops, self.batch_size, self.seed, self.augment, self.sbi = crops, batch_size, seed, augment, sbi
 
     def epoch(self, epoch: int, rank: int, world_size: int) -> list[list[Sample]]:

@@ -13,6 +13,7 @@ MLflow: ROC and PR (frame and video level), the confusion matrix at the threshol
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from detectors.clips import ClipBatches, ClipSet, clip_evaluation_samples
 from detectors.calibrate import Calibration, CalibrationError, calibrate, with_threshold
 from detectors.checkpoint import save_detector
 from detectors.evaluate import log_evaluation, score_report, summaries
+from detectors.footage import training_footage
 from detectors.predict import predict_logits
 from detectors.promote import CHALLENGER, register
 from detectors.registry import detector_kind
@@ -63,7 +65,7 @@ def split_crops(cache: FaceCache, config: DetectorTrainConfig) -> tuple[CropSet,
     val = CropSet(cache, "val", max_per_video=config.eval_per_video)
     test = CropSet(cache, "test", max_per_video=config.eval_per_video)
     if not val.refs:
-        held = {v for v in train.videos() if _fraction(v, config.seed) < 0.15}
+        held = held_out_videos(train.videos(), config.seed)
         val = train.subset(lambda v: v in held)
         train = train.subset(lambda v: v not in held)
     return train, val, (test if test.refs else None)
@@ -89,10 +91,23 @@ def training_data(config: DetectorTrainConfig, cache: FaceCache) -> TrainingData
     if not val.refs:
         raise ValueError("detector training: the validation split has no face crops")
     validation = evaluation_samples(val, seed=config.seed + 1, pseudo_fakes=config.sbi or not val.fakes)
+    check_both_classes(validation, cache)
     tested = (evaluation_samples(test, seed=config.seed + 2, pseudo_fakes=config.sbi or not test.fakes)
               if test is not None else None)
     batches = CropSetBatches(train, config.batch_size, config.seed, augment=config.augment, sbi=config.sbi)
     return TrainingData(batches, validation, tested, train.refs, len(train.videos()))
+
+
+def check_both_classes(validation: Sequence[Sample], cache: FaceCache) -> None:
+    """Early stopping and calibration need real and fake validation samples: with one class the validation AUC
+    is undefined, no epoch is ever "best", and training would end with nothing to keep."""
+    present = {s.label for s in validation}
+    if len(present) < 2:
+        videos = {label: len({s.video for s in validation if s.label == label}) for label in (0, 1)}
+        missing = "real" if 0 not in present else "fake"
+        raise ValueError(f"{cache.root}: the validation split has no {missing} faces ({videos[0]} real and "
+                         f"{videos[1]} fake videos); a detector needs both to pick its epoch and calibrate. Add "
+                         f"videos (a few per class at least), or name a validation split in the dataset")
 
 
 def clip_training_data(config: DetectorTrainConfig, cache: FaceCache) -> TrainingData:
@@ -113,6 +128,7 @@ def clip_training_data(config: DetectorTrainConfig, cache: FaceCache) -> Trainin
     # `sbi` means "learn from pseudo-fakes" for either kind of detector: temporal ones here.
     validation = clip_evaluation_samples(val, seed=config.seed + 1, kinds=kinds if config.sbi or not val.fakes
                                          else None)
+    check_both_classes(validation, cache)
     tested = clip_evaluation_samples(test, seed=config.seed + 2, kinds=TEMPORAL_KINDS, per_kind=True) \
         if test.refs else None
     batches = ClipBatches(train, config.batch_size, config.seed, kinds=kinds, augment=config.augment,
@@ -135,7 +151,7 @@ def by_kind(samples: Sequence[Sample], logits: np.ndarray, aggregate: str) -> di
 
 def train_detector(config: DetectorTrainConfig, cache: FaceCache, out_dir: str | Path, run=None,
                    resume: bool = True, register_as: str | None = CHALLENGER, progress: bool = True,
-                   keep_refused: bool = False) -> DetectorTrainResult:
+                   keep_refused: bool = False, data: TrainingData | None = None) -> DetectorTrainResult:
     """Train on the cache's train split (see the module docstring); register_as=None: do not register.
 
     A refused calibration (detectors.calibrate) raises CalibrationError, unless keep_refused: then the
@@ -145,7 +161,7 @@ def train_detector(config: DetectorTrainConfig, cache: FaceCache, out_dir: str |
     if keep_refused and register_as:
         raise ValueError("train_detector: a model kept despite a refused calibration is never registered")
     out_dir = Path(out_dir)
-    data = training_data(config, cache)
+    data = data or training_data(config, cache)     # callers may check the data before opening a run
     validation = data.validation
     task = DetectorTask(config, data.batches, validation)
     trainer = Trainer(task, TrainConfig(epochs=config.epochs, grad_accum=config.grad_accum, device=config.device,
@@ -189,6 +205,7 @@ def train_detector(config: DetectorTrainConfig, cache: FaceCache, out_dir: str |
         "aggregate": config.aggregate,
         "metrics": metrics,
         "data_hash": data_hash(data.train_refs),
+        "footage": training_footage(cache),
         "trained": {"config": config.to_dict(), "best_epoch": fit.best_epoch, "epochs_run": fit.epochs_run,
                     "stopped_early": fit.stopped_early, "train_crops": len(data.train_refs),
                     "train_videos": data.train_videos, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -256,7 +273,8 @@ def continue_training(start_dir: str | Path, out_dir: str | Path, checkpoint_dir
     start = task.start_meta
     lineage = list(start.get("lineage") or []) + [{"path": str(start_dir), "threshold": start.get("threshold"),
                                                    "calibration": start.get("calibration")}]
-    meta = {**{k: v for k, v in start.items() if k in ("crop", "aggregate")}, **calibration.to_meta(),
+    # A move trains on the synthetic world's fakes and reals: what the start model saw stays what it saw.
+    meta = {**{k: v for k, v in start.items() if k in ("crop", "aggregate", "footage")}, **calibration.to_meta(),
             "metrics": {f"val/{level}_{k}": v for level in ("frame", "video") for k, v in report[level].items()
                         if _is_number(v)},
             "lineage": lineage, "trained": {"epochs_run": fit.epochs_run, "best_epoch": fit.best_epoch,
@@ -284,6 +302,14 @@ def data_hash(refs: Sequence) -> str:
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float, np.floating, np.integer)) and np.isfinite(value)
+
+
+def held_out_videos(videos, seed: int, share: float = 0.15) -> set[str]:
+    """The videos a dataset without a validation split lends to it. Keyed by each path inside the dataset, so a
+    copy of the dataset elsewhere (another machine, a CI checkout) splits the same way."""
+    videos = sorted(videos)
+    root = os.path.commonpath(videos) if len(videos) > 1 else os.path.dirname(videos[0]) if videos else ""
+    return {v for v in videos if _fraction(os.path.relpath(v, root), seed) < share}
 
 
 def _fraction(key: str, seed: int) -> float:

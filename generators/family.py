@@ -109,8 +109,9 @@ class FakeJob:
     name: the output path relative to the dataset folder ("<family>/<stem>.mp4"); key: what decides the
     fake (a fake is reused while its key is unchanged); identity: whose footage or motion it shows;
     target_real: the real video whose footage (scene, light, background) the fake shows, if any: a swap's
-    target, an animation's source still; hold_out_real: that real must stay out of the test reals (its
-    footage is seen in training as this fake); meta: extra manifest fields.
+    target, an animation's source still; footage: every real video the fake is made from, frames or motion
+    (default: target_real); benchmarks keep each such video on one side of the train/test divide; meta: extra
+    manifest fields.
     """
     name: str
     split: str
@@ -118,8 +119,12 @@ class FakeJob:
     key: dict
     make: Callable[[Path], dict]
     target_real: str | None = None
-    hold_out_real: bool = False
+    footage: tuple[str, ...] = ()
     meta: dict = field(default_factory=dict)
+
+    def sources(self) -> tuple[str, ...]:
+        """The real videos this fake is made from."""
+        return tuple(self.footage) or ((self.target_real,) if self.target_real else ())
 
 
 # ---------------------------------------------------------------------- the family
@@ -165,6 +170,11 @@ class GeneratorFamily(ABC):
     def benchmark_notes(self, options: dict) -> list[str]:
         """What a benchmark report should say about how this family's fakes were made and split."""
         return []
+
+    def requested_fakes(self, options: dict, splits: set[str]) -> dict[str, int]:
+        """How many fake videos per split the options ask for (a benchmark refuses to run on fewer unless told
+        to): by default the options named after a split ({"train": 16, "test": 12})."""
+        return {split: int(options[split]) for split in sorted(splits) if isinstance(options.get(split), int)}
 
     # -- the co-evolution game (crop level)
     @abstractmethod

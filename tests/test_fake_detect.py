@@ -12,6 +12,13 @@ import pytest
 from PIL import Image
 
 from forensics.cli.main import main
+from detectors import create_detector, save_detector
+from forensics.io import read_jsonl
+from forensics.media import iter_frames, probe, write_video
+from forensics.training import Trainer
+from generators.animation import AnimationConfig, train_animation
+from generators.checkpoint import CONFIG_FILE, WEIGHTS_FILE
+from generators.faceswap import FaceswapConfig, make_task
 
 FIELDS = {"path", "kind", "status", "error", "score", "label", "threshold", "frames_analyzed", "faces",
           "frame_scores", "model", "elapsed_s"}
@@ -27,11 +34,6 @@ ANIMATION = dict(size=32, num_kp=5, head_kernel=3, kp_block_expansion=8, kp_num_
 @pytest.fixture(scope="module")
 def models(tiny_world, tmp_path_factory) -> dict[str, Path]:
     """Checkpoint folders: a face swap of identities 0/1, an animation model, and a detector."""
-    from detectors import create_detector, save_detector
-    from forensics.training import Trainer
-    from generators.animation import AnimationConfig, train_animation
-    from generators.faceswap import FaceswapConfig, make_task
-
     swap_config = FaceswapConfig(world=str(tiny_world), identity_a=0, identity_b=1, **SWAP)
     task = make_task(swap_config)
     swap_dir = tmp_path_factory.mktemp("swap_model")
@@ -49,8 +51,6 @@ def _video(world: Path, identity: int) -> Path:
 
 
 def _face_image(world: Path, folder: Path) -> Path:
-    from forensics.media import iter_frames
-
     with iter_frames(_video(world, 2)) as frames:
         image = next(iter(frames)).image
     path = folder / "face.png"
@@ -67,14 +67,11 @@ def _one_line_error(capsys, *fragments: str) -> str:
 
 
 def test_swapped_and_animated_videos_are_scanned_without_errors(models, tiny_world, tmp_path, capsys):
-    from forensics.io import read_jsonl
-    from forensics.media import probe
-
     swapped, animated = tmp_path / "swapped.mp4", tmp_path / "animated.mp4"
     target = _video(tiny_world, 1)
-    assert main(["fake", "swap", "--checkpoint", str(models["swap"]), "--target", str(target),
+    assert main(["fake", "swap", "--model", str(models["swap"]), "--target", str(target),
                  "--out", str(swapped), "--device", "cpu"]) == 0
-    assert main(["fake", "animate", "--checkpoint", str(models["animation"]), "--source",
+    assert main(["fake", "animate", "--model", str(models["animation"]), "--source",
                  str(_face_image(tiny_world, tmp_path)), "--driving", str(_video(tiny_world, 3)),
                  "--out", str(animated), "--device", "cpu"]) == 0
     capsys.readouterr()
@@ -100,18 +97,16 @@ def test_swapped_and_animated_videos_are_scanned_without_errors(models, tiny_wor
 
 
 def test_animate_with_no_face_in_the_source_or_the_driver_fails_in_one_line(models, tiny_world, tmp_path, capsys):
-    from forensics.media import write_video
-
     blank = tmp_path / "blank.png"
     Image.fromarray(np.full((128, 128, 3), 120, np.uint8)).save(blank)
     driving = _video(tiny_world, 3)
     out = tmp_path / "a.mp4"
-    assert main(["fake", "animate", "--checkpoint", str(models["animation"]), "--source", str(blank),
+    assert main(["fake", "animate", "--model", str(models["animation"]), "--source", str(blank),
                  "--driving", str(driving), "--out", str(out), "--device", "cpu"]) == 1
     _one_line_error(capsys, str(blank), "no face")
 
     empty = write_video(tmp_path / "empty.mp4", [np.full((128, 128, 3), 60, np.uint8)] * 4, fps=10)
-    assert main(["fake", "animate", "--checkpoint", str(models["animation"]), "--source",
+    assert main(["fake", "animate", "--model", str(models["animation"]), "--source",
                  str(_face_image(tiny_world, tmp_path)), "--driving", str(empty), "--out", str(out),
                  "--device", "cpu"]) == 1
     _one_line_error(capsys, str(empty), "no face")
@@ -120,14 +115,14 @@ def test_animate_with_no_face_in_the_source_or_the_driver_fails_in_one_line(mode
 
 def test_a_checkpoint_of_the_other_family_fails_in_one_line(models, tiny_world, tmp_path, capsys):
     out = tmp_path / "x.mp4"
-    assert main(["fake", "swap", "--checkpoint", str(models["animation"]), "--target", str(_video(tiny_world, 1)),
+    assert main(["fake", "swap", "--model", str(models["animation"]), "--target", str(_video(tiny_world, 1)),
                  "--out", str(out), "--device", "cpu"]) == 1
     _one_line_error(capsys, str(models["animation"]), "'animation' generator checkpoint", "face-swap")
-    assert main(["fake", "animate", "--checkpoint", str(models["swap"]), "--source",
+    assert main(["fake", "animate", "--model", str(models["swap"]), "--source",
                  str(_face_image(tiny_world, tmp_path)), "--driving", str(_video(tiny_world, 3)), "--out", str(out),
                  "--device", "cpu"]) == 1
     _one_line_error(capsys, str(models["swap"]), "'faceswap' generator checkpoint", "face-animation")
-    assert main(["fake", "swap", "--checkpoint", str(models["detector"]), "--target", str(_video(tiny_world, 1)),
+    assert main(["fake", "swap", "--model", str(models["detector"]), "--target", str(_video(tiny_world, 1)),
                  "--out", str(out), "--device", "cpu"]) == 1
     _one_line_error(capsys, str(models["detector"]), "detector checkpoint")
     assert not out.exists()
@@ -137,8 +132,6 @@ def test_a_checkpoint_of_the_other_family_fails_in_one_line(models, tiny_world, 
 def test_weights_of_another_resolution_fail_in_one_line(family, models, tiny_world, tmp_path, capsys):
     """A config.json that claims another crop size than its weights were trained at (a hand-edited or
     mixed-up checkpoint) is refused before any frame is made."""
-    from generators.checkpoint import CONFIG_FILE, WEIGHTS_FILE
-
     mixed = Path(shutil.copytree(models[family], tmp_path / "mixed", ignore=shutil.ignore_patterns("last", "best")))
     document = json.loads((mixed / CONFIG_FILE).read_text())
     section = "model" if family == "swap" else "config"
@@ -146,9 +139,9 @@ def test_weights_of_another_resolution_fail_in_one_line(family, models, tiny_wor
     (mixed / CONFIG_FILE).write_text(json.dumps(document))
     out = tmp_path / "x.mp4"
     if family == "swap":
-        args = ["fake", "swap", "--checkpoint", str(mixed), "--target", str(_video(tiny_world, 1))]
+        args = ["fake", "swap", "--model", str(mixed), "--target", str(_video(tiny_world, 1))]
     else:
-        args = ["fake", "animate", "--checkpoint", str(mixed), "--source", str(_face_image(tiny_world, tmp_path)),
+        args = ["fake", "animate", "--model", str(mixed), "--source", str(_face_image(tiny_world, tmp_path)),
                 "--driving", str(_video(tiny_world, 3))]
     assert main([*args, "--out", str(out), "--device", "cpu"]) == 1
     _one_line_error(capsys, str(mixed / WEIGHTS_FILE), "trained on 32px crops", "64px")

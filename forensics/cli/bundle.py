@@ -12,7 +12,7 @@ import sys
 EXAMPLES = """\
 examples:
   forensics train detector --out runs/detector                                  # frame detector (SBI)
-  forensics train detector --detector temporal-small --out runs/temporal        # clip detector
+  forensics train detector --arch temporal-small --out runs/temporal            # clip detector
   forensics bundle --frame runs/detector/model --temporal runs/temporal/model --out runs/bundle
   forensics detect clip.mp4 --model runs/bundle --report report/
 

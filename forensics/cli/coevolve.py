@@ -13,13 +13,15 @@ import sys
 import time
 from pathlib import Path
 
+from forensics.cli.flags import deprecated
+
 EXAMPLES = """\
 examples:
-  forensics coevolve --detector runs/detector/model                  # cpu-small: runs/faceswap + runs/animation
-  forensics coevolve --rounds 1 --detector runs/detector_sbi/model --no-register --out /tmp/coevolve_try
-  forensics coevolve --faceswap runs/swap37 --animation runs/animation --rounds 5
+  forensics coevolve --model runs/detector/model                     # cpu-small: runs/faceswap + runs/animation
+  forensics coevolve --rounds 1 --model runs/detector_sbi/model --no-register --out /tmp/coevolve_try
+  forensics coevolve --generator faceswap=runs/swap37 --generator animation=runs/animation --rounds 5
   forensics coevolve --generator faceswap=runs/swap37 --generator myfamily=runs/mine
-  forensics coevolve --preset gpu --device cuda --faceswap runs/faceswap-gpu --animation runs/animation-gpu
+  forensics coevolve --preset gpu --device cuda --generator faceswap=runs/faceswap-gpu --generator animation=runs/animation-gpu
   forensics coevolve --preset my_experiment.yaml --json > rounds.json
 Interrupted? Run the same command again: it resumes at the step it was in (rounds extend with --rounds).
 The final detector is registered as forensics-detector@champion, which `forensics detect` uses by default.
@@ -39,14 +41,14 @@ def add_parser(sub) -> None:
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="cpu-small", help="cpu-small (default), gpu, mini, or a YAML file")
     p.add_argument("--world", default=None, help="synthetic world folder (default from the preset: data/synth)")
-    p.add_argument("--detector", default=None, help="detector folder, or 'champion' (the registered one)")
-    p.add_argument("--faceswap", action="append", default=None, metavar="CKPT",
-                   help="face-swap checkpoint folder (repeatable; with --animation replaces the preset's list)")
-    p.add_argument("--animation", action="append", default=None, metavar="CKPT",
-                   help="animation checkpoint folder (repeatable)")
+    p.add_argument("--model", dest="detector", default=None, metavar="MODEL",
+                   help="the starting detector: a folder, or 'champion' (the registered one)")
+    deprecated(p, "--detector", "--model", dest="detector")
     p.add_argument("--generator", action="append", default=None, metavar="FAMILY=CKPT",
-                   help="a checkpoint of any registered generator family (repeatable; --faceswap X is "
-                        "--generator faceswap=X)")
+                   help="a checkpoint of any registered generator family (repeatable; replaces the preset's list), "
+                        "e.g. --generator faceswap=runs/faceswap --generator animation=runs/animation")
+    deprecated(p, "--faceswap", "--generator faceswap=DIR", dest="faceswap", kind="append")
+    deprecated(p, "--animation", "--generator animation=DIR", dest="animation", kind="append")
     p.add_argument("--rounds", type=int, default=None, help="number of rounds (a rerun with more extends a run)")
     p.add_argument("--held-out-family", default=None, metavar="FAMILY",
                    help="a generator family kept out of the game and only scored on the panel (default from the "
@@ -66,7 +68,8 @@ def add_parser(sub) -> None:
 def build_config(args):
     from forensics.harness import CoevolveConfig
 
-    given = [f"faceswap={p}" for p in args.faceswap or []] + [f"animation={p}" for p in args.animation or []]
+    given = [f"faceswap={p}" for p in getattr(args, "faceswap", None) or []]
+    given += [f"animation={p}" for p in getattr(args, "animation", None) or []]
     given += list(args.generator or [])
     generators = None
     if given:
@@ -153,5 +156,6 @@ def run(args) -> int:
 
 
 def _usage(message: str) -> int:
-    print(f"forensics coevolve: {message}", file=sys.stderr)
+    # The harness's own errors already say "coevolve: ..." (they are raised for library callers too).
+    print(f"forensics coevolve: {message.removeprefix('coevolve: ')}", file=sys.stderr)
     return 2

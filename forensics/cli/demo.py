@@ -63,7 +63,7 @@ def run(args) -> int:
     print(f"  champion detector:     {result.summary['champion']['name']} {result.champion}  (registered as the "
           f"champion `forensics detect` uses)")
     print(f"  detections + reports:  {out / 'detections.jsonl'}, {out / 'report'}/index.html")
-    print("  follow every run in MLflow:  .venv/bin/forensics ui   (then open http://127.0.0.1:5000)")
+    print("  follow every run in MLflow:  .venv/bin/forensics ui   (then open the address it prints)")
     failed = any(r.get("status") == "error" for r in result.scans.values())
     return 1 if failed else 0
 

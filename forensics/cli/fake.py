@@ -9,12 +9,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from forensics.cli.flags import deprecated
+
 EXAMPLES = """\
 examples:
   forensics train generator faceswap --out runs/faceswap          # identities 0 and 1 of data/synth
-  forensics fake swap --checkpoint runs/faceswap --target data/synth/videos/id0001_v00.mp4 --out fake.mp4
+  forensics fake swap --model runs/faceswap --target data/synth/videos/id0001_v00.mp4 --out fake.mp4
   forensics train generator animation --out runs/animation
-  forensics fake animate --checkpoint runs/animation --source face.png --driving talk.mp4 --out animated.mp4
+  forensics fake animate --model runs/animation --source face.png --driving talk.mp4 --out animated.mp4
 """
 
 
@@ -25,8 +27,14 @@ def add_parser(sub) -> None:
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     what = p.add_subparsers(dest="how", metavar="HOW")
     s = what.add_parser("swap", help="put identity A's face onto every frame of a video of B",
+                        description="Find and align the face in every frame of --target with MTCNN, redraw it as one "
+                                    "of the checkpoint's two identities, colour-match and feather-blend it back into "
+                                    "the frame, and write H.264; the recipe (every choice and the "
+                                    "checkpoint's sha256) goes beside the video as JSON.",
                         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    s.add_argument("--checkpoint", required=True, help="face-swap model directory (from train generator faceswap)")
+    s.add_argument("--model", dest="checkpoint", default=None, metavar="DIR",
+                   help="face-swap model folder (from train generator faceswap); required")
+    deprecated(s, "--checkpoint", "--model", dest="checkpoint")
     s.add_argument("--target", required=True, help="video whose faces are replaced")
     s.add_argument("--out", required=True, help="output .mp4 (H.264)")
     s.add_argument("--source", default="a", choices=["a", "b"], help="which decoder's identity to draw (default a)")
@@ -36,8 +44,14 @@ def add_parser(sub) -> None:
     s.set_defaults(func=run_swap)
     a = what.add_parser("animate", help="make the face in a photo move like the face in a driving video (the "
                                         "photo with the animated face blended in)",
+                        description="Animate the face of --source with the motion of the face in --driving (first-"
+                                    "order motion: keypoints and a dense warp), blend the animated face back into "
+                                    "the photo (a talking photo), and write H.264; the recipe goes beside the video "
+                                    "as JSON.",
                         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    a.add_argument("--checkpoint", required=True, help="animation model directory (from train generator animation)")
+    a.add_argument("--model", dest="checkpoint", default=None, metavar="DIR",
+                   help="animation model folder (from train generator animation); required")
+    deprecated(a, "--checkpoint", "--model", dest="checkpoint")
     a.add_argument("--source", required=True, help="image of the face to animate")
     a.add_argument("--driving", required=True, help="video whose motion is transferred")
     a.add_argument("--out", required=True, help="output .mp4 (H.264)")
@@ -50,6 +64,8 @@ def add_parser(sub) -> None:
 
 
 def run_swap(args) -> int:
+    if args.checkpoint is None:
+        return _fail("--model DIR is required (a face-swap model from: forensics train generator faceswap)", 2)
     for path in (args.checkpoint, args.target):
         if not Path(path).exists():
             return _fail(f"{path}: no such file or folder", 2)
@@ -60,6 +76,8 @@ def run_swap(args) -> int:
 
 
 def run_animate(args) -> int:
+    if args.checkpoint is None:
+        return _fail("--model DIR is required (an animation model from: forensics train generator animation)", 2)
     for path in (args.checkpoint, args.source, args.driving):
         if not Path(path).exists():
             return _fail(f"{path}: no such file or folder", 2)

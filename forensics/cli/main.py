@@ -9,8 +9,11 @@ import argparse
 import importlib
 import sys
 
+from forensics import __version__
+
 # Order here is the order `forensics --help` lists them in.
-SUBCOMMANDS = ["synth", "preprocess", "train", "bundle", "fake", "detect", "coevolve", "bench", "ui", "demo"]
+SUBCOMMANDS = ["synth", "preprocess", "train", "bundle", "fake", "detect", "evaluate", "models", "coevolve", "bench",
+               "ui", "server", "demo"]
 
 EPILOG = """\
 examples:
@@ -20,6 +23,11 @@ examples:
   forensics train detector                       # synthetic world, self-blended fakes, registered in MLflow
   forensics detect clips/ --jsonl scan.jsonl --report report/
   forensics ui                                   # MLflow UI on the project's tracking store
+
+flags mean the same in every command: --model a trained detector (folder, bundle, champion), --arch an
+architecture, --generator FAMILY=DIR a generator, --world the synthetic world, --root any dataset folder,
+--identities a count, --fresh starts over what resumes by default, --resume carries on a scan, --json a summary
+on stdout, --jsonl FILE the records. Old spellings still work for one release and say what replaced them.
 """
 
 
@@ -29,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Deepfake detection and media forensics: make fakes, train detectors, scan media.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"forensics {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
         try:

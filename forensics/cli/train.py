@@ -9,13 +9,15 @@ import argparse
 import sys
 import time
 
+from forensics.cli.flags import deprecated
+
 EXAMPLES = """\
 examples:
   forensics train detector                                   # synthetic world, cpu-small preset
   forensics train detector --root data/synth --identities 40 --epochs 6
   forensics train detector --dataset ffpp --root /data/FF++ --preset gpu --device cuda
   forensics train detector --config my_detector.yaml --out runs/det2 --no-register
-  forensics train detector --detector temporal-small --out runs/temporal   # clip detector, held-out kind reported
+  forensics train detector --arch temporal-small --out runs/temporal       # clip detector, held-out kind reported
   forensics bundle --frame runs/detector/model --temporal runs/temporal/model --out runs/bundle
 
 The model (safetensors + config.json) goes to OUT/model and, unless --no-register, to the MLflow
@@ -31,28 +33,33 @@ def add_parser(sub) -> None:
     what = p.add_subparsers(dest="what", metavar="WHAT")
     d = what.add_parser("detector", help="train a real/fake face detector on pseudo-fakes of real faces",
                         description="Train a frame detector on real faces and their self-blended pseudo-fakes "
-                                    "(plus any fakes the dataset holds), or a clip detector (--detector "
+                                    "(plus any fakes the dataset holds), or a clip detector (--arch "
                                     "temporal-small) on real clips and their temporal pseudo-fakes; calibrate it "
                                     "on validation data, test it on unseen identities and register it in MLflow.",
                         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     d.add_argument("--preset", default=None, help="cpu-small (default for frame detectors), gpu, temporal-small "
-                   "(default for clip detectors such as --detector temporal-small), temporal-gpu, or a YAML file")
+                   "(default for clip detectors such as --arch temporal-small), temporal-gpu, or a YAML file")
     d.add_argument("--config", default=None, help="YAML file of DetectorTrainConfig keys (overrides --preset)")
     d.add_argument("--dataset", default=None, help="adapter name (default: guessed; synthetic if ROOT is absent)")
     d.add_argument("--root", default="data/synth", help="dataset folder (default data/synth; rendered if absent)")
     d.add_argument("--cache", default=None, help="face-crop cache folder (default ROOT/face_cache; "
                    "ROOT/face_cache_clips for clip detectors)")
     d.add_argument("--out", default="runs/detector", help="output folder (default runs/detector)")
-    d.add_argument("--detector", default=None, help="architecture from the registry (see --list)")
+    d.add_argument("--arch", dest="detector", default=None, metavar="NAME",
+                   help="architecture from the registry (see --list; default: the preset's)")
+    deprecated(d, "--detector", "--arch", dest="detector")
     d.add_argument("--list", action="store_true", help="list detector architectures and exit")
     d.add_argument("--pretrained-file", default=None, help="local backbone weights (safetensors); never downloads")
-    d.add_argument("--epochs", type=int, default=None)
-    d.add_argument("--batch-size", type=int, default=None)
-    d.add_argument("--lr", type=float, default=None)
-    d.add_argument("--seed", type=int, default=None)
+    d.add_argument("--show-preset", action="store_true",
+                   help="print the preset's settings (with --preset/--config and any flags applied) and exit")
+    d.add_argument("--epochs", type=int, default=None, help="training epochs (default: the preset's; see --show-preset)")
+    d.add_argument("--batch-size", type=int, default=None, help="crops per batch (default: the preset's)")
+    d.add_argument("--lr", type=float, default=None, help="learning rate (default: the preset's)")
+    d.add_argument("--seed", type=int, default=None, help="random seed (default: the preset's)")
     d.add_argument("--identities", type=int, default=40, help="identities when rendering the world (default 40)")
     d.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
-    d.add_argument("--no-resume", action="store_true", help="start over instead of resuming OUT/checkpoints")
+    d.add_argument("--fresh", action="store_true", help="start over instead of resuming OUT/checkpoints")
+    deprecated(d, "--no-resume", "--fresh", dest="fresh", kind="store_true")
     d.add_argument("--no-register", action="store_true", help="do not register the model in MLflow")
     d.add_argument("--alias", default=None, help="registry alias for the new model (default: challenger)")
     d.add_argument("--run-name", default=None, help="MLflow run name")
@@ -98,11 +105,11 @@ def run_generator(args) -> int:
         unknown = [k for k, v in overrides.items() if v is not None and k not in spec.config.__dataclass_fields__]
         if unknown:
             flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
-            return _usage(f"{flags}: not an option of the {args.family} family")
+            return _usage(f"{flags}: not an option of the {args.family} family", "generator")
         trained = run_generator_training(args.family, args.preset, args.out or f"runs/{args.family}",
                                          run_name=args.run_name, **overrides)
     except (ValueError, TypeError, OSError) as exc:
-        return _usage(" ".join(str(exc).split()))
+        return _usage(" ".join(str(exc).split()), "generator")
     print(f"trained {args.family} in {trained.seconds / 60:.1f} min ({trained.epochs_run} epochs) -> "
           f"{trained.model_dir}")
     print(f"MLflow: experiment 'generators', run {trained.run_id}  (open with: forensics ui)")
@@ -119,7 +126,7 @@ def run_detector(args) -> int:
     if args.list:
         for name in list_detectors():
             print(name + ("  (default)" if name == DEFAULT_DETECTOR else "")
-                  + ("  (clip detector: train with --detector NAME, use inside a bundle)" if detector_kind(name) == "clip"
+                  + ("  (clip detector: train with --arch NAME, use inside a bundle)" if detector_kind(name) == "clip"
                      else ""))
         return 0
     for name in ("epochs", "batch_size", "identities"):
@@ -127,7 +134,7 @@ def run_detector(args) -> int:
         if value is not None and value < 1:
             return _usage(f"--{name.replace('_', '-')} must be at least 1")
     if args.detector is not None and args.detector not in list_detectors():
-        return _usage(f"unknown detector {args.detector!r} (known: {', '.join(list_detectors())})")
+        return _usage(f"unknown architecture {args.detector!r} (known: {', '.join(list_detectors())})")
     preset = args.config or args.preset or (
         "temporal-small" if args.detector and detector_kind(args.detector) == "clip" else "cpu-small")
     try:
@@ -137,6 +144,13 @@ def run_detector(args) -> int:
                                                  pretrained_file=args.pretrained_file)
     except (ValueError, TypeError, OSError) as exc:
         return _usage(str(exc))
+    if args.show_preset:
+        import yaml
+
+        print(f"# {preset}" + (" with the flags given" if any(getattr(args, k) is not None for k in (
+            "detector", "epochs", "batch_size", "lr", "seed", "pretrained_file")) else ""))
+        print(yaml.safe_dump(config.to_dict(), sort_keys=False).rstrip())
+        return 0
     if config.detector not in list_detectors():
         return _usage(f"unknown detector {config.detector!r} (known: {', '.join(list_detectors())})")
 
@@ -150,7 +164,7 @@ def run_detector(args) -> int:
         print(f"skipped: {reason if reason.startswith(path) else f'{path}: {reason}'}", file=sys.stderr)
     try:
         trained = run_detector_training(config, prepared.cache, args.out, run_name=args.run_name,
-                                        resume=not args.no_resume,
+                                        resume=not args.fresh,
                                         register_as=None if args.no_register else args.alias or CHALLENGER,
                                         progress=not args.quiet, params={"dataset_root": str(args.root)})
     except ValueError as exc:      # a calibration refused, an empty split: one line, not a traceback
@@ -187,6 +201,6 @@ def print_summary(result, run_id: str | None, elapsed: float) -> None:
         print(f"MLflow: experiment 'detectors', run {run_id}  (open with: forensics ui)")
 
 
-def _usage(message: str) -> int:
-    print(f"forensics train detector: {message}", file=sys.stderr)
+def _usage(message: str, what: str = "detector") -> int:
+    print(f"forensics train {what}: {message}", file=sys.stderr)
     return 2

@@ -17,7 +17,7 @@ from typing import Any, Callable
 from detectors.promote import CHALLENGER, CHAMPION, promote_if_first
 from detectors.registry import detector_kind
 from detectors.task import DetectorTrainConfig
-from detectors.train import DetectorTrainResult, train_detector
+from detectors.train import DetectorTrainResult, train_detector, training_data
 from forensics.data.cache import CacheConfig, FaceCache
 from forensics.data.prepare import CachedDataset, cache_dataset
 from forensics.data.registry import DatasetError
@@ -74,10 +74,11 @@ def run_detector_training(config: DetectorTrainConfig, cache: FaceCache, out: st
     """Train in an MLflow run of the `detectors` experiment, register the model (unless register_as is None)
     and make it the champion if the registry has none."""
     params = {**{k: v for k, v in config.to_dict().items() if k != "extra"}, "cache": str(cache.root), **(params or {})}
+    data = training_data(config, cache)      # a dataset too small to train on fails here, before any MLflow run
     with start_run(DETECTOR_EXPERIMENT, run_name=run_name or f"{config.detector}-{time.strftime('%m%d-%H%M')}",
                    params=params, tags={"kind": "detector-training", **(tags or {})}) as run:
         result = train_detector(config, cache, out, run=run, resume=resume, register_as=register_as,
-                                progress=progress)
+                                progress=progress, data=data)
         # A clip detector cannot judge a still or a short track alone: `forensics detect` runs it inside a bundle,
         # so it never becomes the champion by being first.
         first_ok = detector_kind(config.detector) == "frame"

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from forensics.data.manifest import SPLITS, ManifestRow, video_rank, videos_by_identity
+from forensics.data.manifest import SPLITS, ManifestRow, identity_spread, videos_by_identity
 from forensics.media import iter_frames
 from forensics.synthetic.faceset import FaceSet
 from forensics.training import StepContext
@@ -51,13 +51,12 @@ class AnimationFamily(GeneratorFamily):
                         device) -> list[FakeJob]:
         """`options[split]` animated videos per wanted split: drivers are the split's videos in turn, each
         animated from the first frame of another identity of the same split (any-to-any)."""
-        rank, videos = video_rank(rows), videos_by_identity(rows)
+        spread, videos = identity_spread(rows), videos_by_identity(rows)
         jobs = []
         for split in SPLITS:
             if split not in splits:
                 continue
-            drivers = sorted((r for r in rows if r.split == split), key=lambda r: (rank[r.path], r.identity or "",
-                                                                                   r.path))
+            drivers = sorted((r for r in rows if r.split == split), key=spread)
             identities = sorted({r.identity for r in drivers})
             for i in range(min(int(options.get(split) or 0), len(drivers) * max(1, len(identities) - 1))):
                 driver = drivers[i % len(drivers)]
@@ -73,7 +72,8 @@ class AnimationFamily(GeneratorFamily):
                     return recipe
 
                 jobs.append(FakeJob(name=f"{FAMILY}/{Path(driver.path).stem}_from_{source_identity}.mp4", split=split,
-                                    identity=driver.identity, make=make, meta={"source_identity": source_identity},
+                                    identity=driver.identity, make=make, footage=(driver.path, source_video.path),
+                                    meta={"source_identity": source_identity},
                                     key={"family": FAMILY, "checkpoint": loaded.sha256,
                                          "driver": Path(driver.path).name, "source": Path(source_video.path).name}))
         return jobs

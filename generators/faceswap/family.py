@@ -3,20 +3,21 @@
 One checkpoint covers one identity pair (a, b). Game fakes: a or b put onto the videos of any train identity
 (`swap_video`, as `forensics fake swap`); their crop-level twins for evasion and quality are crops of the same
 identities' frames drawn by the pair's other decoder, pasted into the target crop through the learned mask.
-Benchmark fakes: `swap_video` on whole videos of the pair, the first video of each for train and the others for test
-(optionally also reconstructions through the identity's own decoder). Evasion base: the pair's own
+Benchmark fakes: a or b put onto each split's own videos, as the game fakes are made (so validation has fakes
+too, and no fake shares footage with another split). Evasion base: the pair's own
 reconstruction training from the loaded weights, adversary off. Quality: unwarped reconstruction L1 of
 both identities (lower is better).
 """
 from __future__ import annotations
 
 import dataclasses
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from forensics.data.manifest import ManifestRow, videos_by_identity
+from forensics.data.manifest import SPLITS, ManifestRow, identity_spread
 from forensics.faces import FaceDetectorConfig, get_face_detector
 from forensics.synthetic.faceset import FaceSet
 from forensics.training import StepContext
@@ -36,7 +37,7 @@ class FaceswapFamily(GeneratorFamily):
     label = "face-swap"
     description = "shared-encoder autoencoder face swap of one identity pair, blended back into the frame"
     config = FaceswapConfig
-    fake_options = {"reconstructions": True}   # benchmarks: also pass each video through its own decoder
+    fake_options = {"train": 16, "val": 6, "test": 12, "crf": 18}   # benchmarks: swapped videos per split, H.264 CRF
 
     # -- build, train, load
     def make_task(self, config: FaceswapConfig, faces: FaceSet | None = None) -> FaceswapTask:
@@ -51,34 +52,25 @@ class FaceswapFamily(GeneratorFamily):
     # -- benchmark fakes
     def benchmark_fakes(self, loaded: LoadedFaceswap, rows: list[ManifestRow], options: dict, splits: set[str],
                         device) -> list[FakeJob]:
-        """Swaps (and optionally reconstructions) of the pair's videos for the wanted splits: the first video
-        of each identity is a train fake, the others test fakes whose real footage is held out."""
-        videos = videos_by_identity(rows)
-        names = {decoder: f"id{int(number):04d}" for decoder, number in identity_pair(loaded).items()}
-        missing = [n for n in names.values() if n not in videos]
+        """`options[split]` swapped videos per wanted split, made from that split's own footage: identity a or
+        b put onto the split's videos (one per identity before any second), exactly as game_fakes makes them,
+        at `options["crf"]`. Every split has fakes (validation included), and no fake shares footage with
+        another split."""
+        pair = identity_pair(loaded)
+        missing = [f"id{int(n):04d}" for n in pair.values() if f"id{int(n):04d}" not in {r.identity for r in rows}]
         if missing:
-            raise ValueError(f"{loaded.path}: face-swap identities {identity_pair(loaded)} are not in the world "
-                             f"({', '.join(missing)})")
-        detector = get_face_detector(FaceDetectorConfig(device=str(device)))
+            raise ValueError(f"{loaded.path}: face-swap identities {pair} are not in the world ({', '.join(missing)})")
+        spread = identity_spread(rows)
+        crf = int(options.get("crf", 18))
         jobs = []
-        for target_decoder, identity in names.items():
-            for index, target in enumerate(videos[identity]):
-                split = "train" if index == 0 else "test"
-                if split not in splits:
-                    continue
-                sources = [d for d in names if d != target_decoder]
-                sources += [target_decoder] if options.get("reconstructions") else []
-                for source in sources:
-                    def make(path: Path, target=target, source=source) -> dict:
-                        return swap_video(loaded, target.path, path, source=source, detector=detector,
-                                          device=str(device))
-
-                    kind = "reconstruction" if source == target_decoder else "swap"
-                    jobs.append(FakeJob(name=f"{FAMILY}/{Path(target.path).stem}_as_{names[source]}.mp4", split=split,
-                                        identity=identity, make=make, target_real=target.path,
-                                        hold_out_real=split == "test", meta={"kind": kind},
-                                        key={"family": FAMILY, "checkpoint": loaded.sha256,
-                                             "target": Path(target.path).name, "source": source}))
+        for split in SPLITS:
+            if split not in splits:
+                continue
+            pool = sorted((r for r in rows if r.split == split), key=spread)
+            for target in pool[:max(0, int(options.get(split) or 0))]:
+                # The decoder is drawn from the target's name, so a video gets the same fake whatever else is asked.
+                rng = np.random.default_rng(zlib.crc32(Path(target.path).name.encode()))
+                jobs += self.game_fakes(loaded, [target], [], rng, (crf, crf), device)
         return jobs
 
     def game_fakes(self, loaded: LoadedFaceswap, targets: list[ManifestRow], sources: list[ManifestRow], rng,
@@ -106,11 +98,9 @@ class FaceswapFamily(GeneratorFamily):
         return jobs
 
     def benchmark_notes(self, options: dict) -> list[str]:
-        return ["faceswap: one checkpoint covers one identity pair, so its train fakes are the pair's first videos "
-                "and its test fakes the pair's other videos: that column shares identities (not footage) between "
-                "train and test; the reals of those test videos are left out of the data."
-                + (" Each video is swapped to the other identity and also reconstructed through its own identity's "
-                   "decoder (same encode/decode/blend pipeline)." if options.get("reconstructions") else "")]
+        return [f"faceswap: one checkpoint covers one identity pair; each split's fakes put that pair's faces onto "
+                f"the split's own videos (as `forensics fake swap` makes them, CRF {options.get('crf', 18)}), so "
+                "train, validation and test fakes share the two swapped-in faces but no footage."]
 
     # -- the game
     def game_identities(self, loaded: LoadedFaceswap, held_out: list[int]) -> list[int]:
