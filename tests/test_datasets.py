@@ -148,14 +148,31 @@ def build_dfdc(root: Path, video: Path | None = None) -> Path:
     return root
 
 
+def build_dfdcp(root: Path, video: Path | None = None) -> Path:
+    """DFDC Preview: dataset.json at the top, reals under original_videos/<target>/, fakes under
+    method_A|method_B/<target>/<swapped>/; the release's own train/test sets."""
+    index = {}
+    for k, target in enumerate(("1255229", "1907235", "2004021", "3311110")):
+        release = "test" if k < 2 else "train"
+        real = f"original_videos/{target}/{target}_A_001.mp4"
+        place(root, real, video if k == 0 else None)
+        index[real] = {"label": "real", "set": release}
+        for method in ("method_A", "method_B"):
+            fake = f"{method}/{target}/9999999/{target}_9999999_{method[-1]}_001.mp4"
+            place(root, fake)
+            index[fake] = {"label": "fake", "set": release, "target_id": target, "swapped_id": "9999999"}
+    (root / "dataset.json").write_text(json.dumps(index))
+    return root
+
+
 # -- registry ------------------------------------------------------------------------------------------
 def test_builtin_adapters_are_registered():
-    assert {"synthetic", "folder", "ffpp", "celebdf", "dfdc"} <= set(list_datasets())
+    assert {"synthetic", "folder", "ffpp", "celebdf", "dfdc", "dfdcp"} <= set(list_datasets())
 
 
 @pytest.mark.parametrize("builder, expected", [
     (build_synthetic, "synthetic"), (build_folder, "folder"), (build_ffpp, "ffpp"),
-    (build_celebdf, "celebdf"), (build_dfdc, "dfdc"),
+    (build_celebdf, "celebdf"), (build_dfdc, "dfdc"), (build_dfdcp, "dfdcp"),
 ])
 def test_detect_layout_picks_the_adapter_that_reads_the_tree(tmp_path, builder, expected):
     root = builder(tmp_path / expected)
@@ -524,3 +541,26 @@ def test_dfdc_without_metadata_or_files(tmp_path):
     with pytest.raises(DatasetError) as excinfo:
         create_dataset("dfdc", tmp_path).rows()
     assert_one_line_error(excinfo, tmp_path, "none of the 1 files")
+
+
+def test_dfdcp_keeps_the_release_sets_and_groups_each_target_person(tmp_path, video):
+    root = build_dfdcp(tmp_path / "dfdcp", video)
+    index = json.loads((root / "dataset.json").read_text())       # one more clip, listed but not downloaded
+    index["method_A/4400000/1/4400000_1_A_001.mp4"] = {"label": "fake", "set": "train", "target_id": "4400000"}
+    (root / "dataset.json").write_text(json.dumps(index))
+    with pytest.warns(DatasetWarning, match="1 of 13 clips listed in dataset.json are missing"):
+        rows = create_dataset("dfdcp", root).rows()
+    assert summarize(rows)["by_method"] == {"method_A": 4, "method_B": 4, "real": 4}
+    test = {r.identity for r in rows if r.split == "test"}
+    assert test == {"1255229", "1907235"}
+    assert {r.meta["release_set"] for r in rows if r.identity in test} == {"test"}
+    assert all(r.split in ("train", "val") for r in rows if r.identity not in test)
+    for identity in {r.identity for r in rows}:                  # a person's real clip and fakes share a split
+        assert len({r.split for r in rows if r.identity == identity}) == 1
+    assert count_frames(next(r.path for r in rows if r.identity == "1255229" and r.label == "real")) == 4
+    (root / "dataset.json").write_text(json.dumps({"original_videos/1/a.mp4": {"label": "maybe", "set": "x"}}))
+    place(root, "original_videos/1/a.mp4")
+    with pytest.raises(DatasetError) as excinfo:
+        create_dataset("dfdcp", root).rows()
+    assert_one_line_error(excinfo, root, "a.mp4", "'maybe'")
+

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from forensics.data.manifest import ManifestRow
 from forensics.faces.crops import CropSpec, aligned_crop
@@ -30,6 +29,7 @@ from forensics.faces.detector import Face
 from forensics.faces.pipeline import FaceConfig, FacePipeline
 from forensics.io import append_jsonl, atomic_path, atomic_write_text, read_jsonl, sha256_file
 from forensics.media import MediaError, sample_frames
+from forensics.progress import progress_bar
 
 # 2: faces are found with forensics.faces.FaceConfig (the settings `forensics detect` uses).
 CACHE_VERSION = 2
@@ -155,7 +155,7 @@ class FaceCache:
         self.root.mkdir(parents=True, exist_ok=True)
         self._write_settings()
         report = BuildReport()
-        bar = tqdm(rows, desc="preprocess", unit="file", disable=not progress, dynamic_ncols=True)
+        bar = progress_bar(rows, desc="preprocess", unit="file", enabled=progress)
         try:
             for row in bar:
                 key = _source_key(row.path)

@@ -11,7 +11,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from forensics.io import atomic_path
 
@@ -87,3 +87,10 @@ def videos_by_identity(rows: Iterable[ManifestRow]) -> dict[str | None, list[Man
 def video_rank(rows: Iterable[ManifestRow]) -> dict[str, int]:
     """Position of each video among its identity's videos (0 = first)."""
     return {row.path: i for group in videos_by_identity(rows).values() for i, row in enumerate(group)}
+
+
+def identity_spread(rows: Iterable[ManifestRow]) -> Callable[[ManifestRow], tuple]:
+    """A sort key over `rows`' videos that takes one video of every identity before any identity's second (each
+    identity's first video by path, then its second, ...): what benchmarks pick reals and fakes in."""
+    rank = video_rank(rows)
+    return lambda row: (rank[row.path], row.identity or "", row.path)

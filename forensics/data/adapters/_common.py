@@ -41,16 +41,23 @@ def hash_split(key: str, val_fraction: float, test_fraction: float) -> str:
     return "train"
 
 
-def list_media_files(folder: Path, keep: Callable[[Path], bool] | None = None) -> list[Path]:
+def list_media_files(folder: Path, keep: Callable[[Path], bool] | None = None,
+                     unreadable: list[tuple[str, str]] | None = None) -> list[Path]:
     """Media files under ``folder``, recursively, sorted; hidden files and folders are skipped.
 
-    `keep` decides which files count (default: a media extension).
+    `keep` decides which files count (default: a media extension). Folders that cannot be listed are
+    appended to `unreadable` as (path, reason) when it is given, so the caller can say so.
     Folder symlinks are followed (datasets are often assembled from links) but each real folder is
     visited once, so a link loop cannot hang the walk.
     """
     found: list[Path] = []
     seen: set[str] = set()
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+
+    def note(error: OSError) -> None:
+        if unreadable is not None:
+            unreadable.append((str(error.filename), error.strerror or type(error).__name__))
+
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True, onerror=note):
         real = os.path.realpath(dirpath)
         if real in seen:
             dirnames[:] = []

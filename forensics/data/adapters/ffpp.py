@@ -41,9 +41,11 @@ DFD_FAKE_NAME = re.compile(r"^(\d+)_(\d+)__(.+)__([^_]+)$")
 @register_dataset("ffpp")
 @dataclass
 class FaceForensicsPP(DatasetAdapter):
-    """FaceForensics++ at one compression; ``methods`` limits the manipulations read (default: all found)."""
+    """FaceForensics++ at one compression; ``methods`` limits the manipulations read (default: all found);
+    ``reals`` picks the pristine videos (the DFD protocol scores DeepFakeDetection's fakes against the actors)."""
     compression: str = "c23"
     methods: tuple[str, ...] | list[str] | None = None
+    reals: str = "all"                            # "youtube", "actors" (DFD's own reals) or "all"
     splits_dir: str | os.PathLike | None = None   # default: root/splits
     val_fraction: float = 0.1                     # DeepFakeDetection only (no official split)
     test_fraction: float = 0.1
@@ -58,8 +60,11 @@ class FaceForensicsPP(DatasetAdapter):
         if self.compression not in COMPRESSION_FOLDERS:
             raise self.error(f"compression {self.compression!r} is not one of c0, c23, c40")
         self.check_fractions(self.val_fraction, self.test_fraction)
+        if self.reals not in ("all", "youtube", "actors"):
+            raise self.error(f"reals {self.reals!r} is not one of all, youtube, actors")
         splits = self._official_splits()
-        rows = self._youtube_rows(splits) + self._actor_rows()
+        rows = (self._youtube_rows(splits) if self.reals != "actors" else []) + \
+            (self._actor_rows() if self.reals != "youtube" else [])
         for method, videos in self._method_folders():
             rows += self._dfd_fake_rows(videos) if method == DFD_METHOD else self._fake_rows(method, videos, splits)
         return sort_rows(rows)
