@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 from datetime import datetime, timezone
 
 import torch
+
+from forensics.gitinfo import git_state
 
 
 def _cpu_model() -> str:
@@ -20,14 +21,6 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def _git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True, timeout=5).stdout.strip() or None
-    except Exception:
-        return None
-
-
 def machine_info() -> dict:
     info = {
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -39,6 +32,6 @@ def machine_info() -> dict:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "commit": _git_commit(),
+        "commit": (git_state()["commit"] or "")[:7] or None,
     }
     return info

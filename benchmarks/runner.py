@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -25,8 +24,10 @@ from pathlib import Path
 
 import yaml
 
+from benchmarks.inputs import apply_inputs, describe_inputs
 from benchmarks.machine import machine_info
 from benchmarks.suites import SuiteError, get_kind
+from forensics.gitinfo import git_state as checkout_state
 from forensics.io import append_jsonl, atomic_path, atomic_write_json, atomic_write_text, read_jsonl
 from forensics.tracking import start_run
 
@@ -45,6 +46,7 @@ class Suite:
     work: str | None
     params: dict                 # the kind's parameters, defaults filled in
     path: Path | None = None
+    inputs: dict = field(default_factory=dict)   # input -> {"path", "from"} (benchmarks.inputs.apply_inputs)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "kind": self.kind, "description": self.description, "world": self.world,
@@ -158,6 +160,7 @@ class SuiteContext:
     device: str = "auto"
     fresh: bool = False
     progress: bool = True
+    allow_smaller: bool = False      # run on fewer videos than asked for, marking the cells (else refuse)
     run: object | None = None
     stages: dict = field(default_factory=dict)
     failed: list = field(default_factory=list)          # (cell, one-line reason)
@@ -203,7 +206,8 @@ class SuiteContext:
 # ---------------------------------------------------------------------- running
 
 def run_suite(suite: Suite, out_dir: str | Path | None = None, work_dir: str | Path | None = None,
-              device: str = "auto", fresh: bool = False, command: str | None = None, progress: bool = True) -> dict:
+              device: str = "auto", fresh: bool = False, command: str | None = None, progress: bool = True,
+              allow_smaller: bool = False) -> dict:
     """Run `suite` and write <out>/<name>.json and .md; returns the JSON document ("failed_cells" lists what
     did not finish). SuiteError for a suite that cannot start."""
     module = get_kind(suite.kind)
@@ -216,13 +220,19 @@ def run_suite(suite: Suite, out_dir: str | Path | None = None, work_dir: str | P
     tags = {"suite": suite.name, "kind": suite.kind, "command": command[:500]}
     with start_run(EXPERIMENT, run_name=f"{suite.name}-{time.strftime('%m%d-%H%M')}",
                    params=flatten(suite.to_dict()), tags=tags) as run:
-        ctx = SuiteContext(suite, out_dir, work_dir, device=device, fresh=fresh, progress=progress, run=run)
+        ctx = SuiteContext(suite, out_dir, work_dir, device=device, fresh=fresh, progress=progress,
+                           allow_smaller=allow_smaller, run=run)
+        if suite.inputs:
+            ctx.say(f"{suite.name}: inputs")
+            for line in describe_inputs(suite.inputs):
+                ctx.say(line)
         results = module.run(ctx)
         total = round(time.perf_counter() - started, 1)
         document = {
             "suite": suite.name, "kind": suite.kind, "description": suite.description,
             "suite_file": str(suite.path) if suite.path else None, "config": suite.to_dict(),
-            "command": command, "machine": machine_info(), "git": git_state(), "started": when,
+            "inputs": suite.inputs, "allow_smaller": allow_smaller,
+            "command": command, "machine": machine_info(), "git": git_state(out_dir), "started": when,
             "seconds": {"total": total, "stages": dict(ctx.stages)},
             "status": "failed" if ctx.failed else "ok", "failed_cells": ctx.failed,
             "results": results, "notes": ctx.notes, "figures": ctx.figures,
@@ -245,6 +255,9 @@ def render_markdown(document: dict, body: str) -> str:
     machine, git = document["machine"], document["git"]
     stages = ", ".join(f"{k} {v:.0f} s" for k, v in document["seconds"]["stages"].items())
     lines = [f"# {document['suite']}", "", document["description"].strip(), "", body.strip(), ""]
+    if document.get("inputs"):
+        lines += ["Inputs:", ""] + [f"- {name}: `{entry['path']}` ({entry['from']})"
+                                    for name, entry in document["inputs"].items()] + [""]
     if document["notes"]:
         lines += ["Notes:", ""] + [f"- {note}" for note in document["notes"]] + [""]
     if document["failed_cells"]:
@@ -258,14 +271,10 @@ def render_markdown(document: dict, body: str) -> str:
     return "\n".join(lines)
 
 
-def git_state() -> dict:
-    def git(*args: str) -> str | None:
-        try:
-            return subprocess.run(["git", *args], capture_output=True, text=True, check=True, timeout=10).stdout.strip()
-        except Exception:
-            return None
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(status) if status is not None else None}
+def git_state(results_dir: Path | None = None) -> dict:
+    """The commit, and whether the checkout differs from it outside the results folder (a suite writes its
+    own figures there before this is read, and the committed results of earlier runs change with every run)."""
+    return checkout_state(".", exclude=results_dir)
 
 
 def flatten(value, prefix: str = "") -> dict:
@@ -279,6 +288,6 @@ def flatten(value, prefix: str = "") -> dict:
 
 
 if __name__ == "__main__":
-    document = run_suite(load_suite(sys.argv[1]), progress=True)
+    document = run_suite(apply_inputs(load_suite(sys.argv[1])), progress=True)
     print(Path(document["files"]["markdown"]).read_text(encoding="utf-8"))
     sys.exit(1 if document["failed_cells"] else 0)

@@ -19,3 +19,12 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+UNDER_POWERED = "\u2020"      # marks a figure resting on fewer videos than its suite asked for
+
+
+def shortfall_note(shortfalls: list[dict]) -> str:
+    """The footnote under a table with under-powered cells."""
+    return (f"{UNDER_POWERED} under-powered (run with --allow-smaller): "
+            + "; ".join(f"{s['what']} {s['split']} {s['got']} of {s['wanted']} videos" for s in shortfalls) + ".")

@@ -15,9 +15,12 @@ import numpy as np
 import pytest
 
 from benchmarks.detect_speed import FRAME_ONLY, FUSED
-from benchmarks.fakes import MANIFEST
+from benchmarks.fakes import MANIFEST, Shortfall
 from benchmarks.perturb import downscale, parse_condition, perturb_video
 from benchmarks.runner import SUITES_DIR, load_suite
+from benchmarks.suites.cross_generator import under_powered_cells
+from benchmarks.suites.robustness import under_powered_columns
+from benchmarks.tables import UNDER_POWERED
 from detectors import create_detector, save_detector
 from forensics.cli.main import main
 from forensics.data.manifest import ManifestRow, read_manifest, write_manifest
@@ -130,12 +133,30 @@ def test_perturbations_degrade_as_their_names_say(world, tmp_path):
         perturb_video(source, tmp_path / "clean.mp4", "clean")
 
 
+def footage(row, world: Path) -> set[str]:
+    """The world videos a dataset row shows: a real is its own video; a fake is read back from the frames its
+    recipe names (a swap's target, an animation's driver and source still), not from the suite's own bookkeeping."""
+    if row.label == "real":
+        return {Path(row.path).name}
+    names = {Path(str(row.meta.get(key, "")).split("#")[0]).name for key in ("target", "driving", "source")}
+    return {name for name in names if (world / "videos" / name).is_file()}
+
+
+def assert_no_footage_across_the_divide(rows, world: Path) -> None:
+    """No world video is seen both in training (train and validation splits) and in test, as a real or
+    inside a fake, and every fake names the footage it was made from."""
+    assert all(footage(r, world) for r in rows if r.label == "fake")
+    training = set().union(*(footage(r, world) for r in rows if r.split in ("train", "val")))
+    test = set().union(*(footage(r, world) for r in rows if r.split == "test"))
+    assert test and not (training & test)
+
+
 # ---------------------------------------------------------------------- cross-generator
 
 def test_cross_generator_suite_fills_the_matrix_logs_and_resumes(world, generators, tmp_path, store, capsys):
     suite = write_suite(tmp_path / "cg.yaml", name="cg", kind="cross_generator", description="tiny cross-generator",
                         world=str(world), generators=generators, reals={"train": 4, "val": 2, "test": 2},
-                        fakes={"animation": {"train": 2, "val": 1, "test": 2}, "faceswap": {"reconstructions": False}},
+                        fakes={"animation": {"train": 2, "val": 1, "test": 2}, "faceswap": {"train": 2, "val": 1, "test": 2}},
                         epochs=1, bootstrap=False, detector_config={"batch_size": 16, "frames_per_video": 3, "crop_size": 64,
                                                    "eval_batch_size": 64})
     out, work = tmp_path / "results", tmp_path / "work"
@@ -148,7 +169,7 @@ def test_cross_generator_suite_fills_the_matrix_logs_and_resumes(world, generato
         assert list(matrix) == families and all(list(row) == families for row in matrix.values())
         assert all(0.0 <= v <= 1.0 for row in matrix.values() for v in row.values())
     sbi_row = document["results"]["rows"]["sbi"]["test"]
-    assert sbi_row["faceswap"]["video"]["n_fake"] == 2          # the pair's second videos, one swap each
+    assert sbi_row["faceswap"]["video"]["n_fake"] == 2          # two test videos, each swapped once
     assert sbi_row["sbi"]["video"]["n_fake"] == sbi_row["sbi"]["video"]["n_real"] == 2
     assert {"machine", "git", "command", "seconds"} <= set(document)
     assert {"train sbi", "make fakes", "preprocess"} <= set(document["seconds"]["stages"])
@@ -161,7 +182,9 @@ def test_cross_generator_suite_fills_the_matrix_logs_and_resumes(world, generato
     assert (fakes / MANIFEST).is_file() and detect_layout(fakes) == "synthetic"
     rows = create_dataset("auto", fakes).rows()
     by_method = {m: [r for r in rows if r.method == m] for m in ("real", "faceswap", "animation")}
-    assert {r.split for r in by_method["faceswap"]} == {"train", "test"}
+    assert {r.split for r in by_method["faceswap"]} == {"train", "val", "test"}
+    # Every row validates on fakes of its own family.
+    assert all(row["training"]["validation_fakes"] == family for family, row in document["results"]["rows"].items())
     assert all(r.meta["generator"] == "faceswap" and r.meta["checkpoint_sha256"] for r in by_method["faceswap"])
     test_ids = {r.identity for r in by_method["real"] if r.split == "test"}
     train_ids = {r.identity for r in by_method["real"] if r.split == "train"}
@@ -169,9 +192,7 @@ def test_cross_generator_suite_fills_the_matrix_logs_and_resumes(world, generato
     assert animated_test and all(r.identity in test_ids and r.meta["source_identity"] in test_ids
                                  for r in animated_test)
     assert not (test_ids & train_ids)
-    # The footage behind the face-swap test fakes is not among the reals.
-    real_names = {Path(r.path).name for r in by_method["real"]}
-    assert all(Path(r.meta["target"]).name not in real_names for r in by_method["faceswap"] if r.split == "test")
+    assert_no_footage_across_the_divide(rows, world)
 
     (run,) = benchmark_runs("cg")
     assert run.info.status == "FINISHED"
@@ -190,7 +211,7 @@ def test_cross_generator_suite_fills_the_matrix_logs_and_resumes(world, generato
     # in the sbi row, the same self-blends (every frame of a clip) in the sbi column.
     clips = write_suite(tmp_path / "cgt.yaml", name="cgt", kind="cross_generator", description="clip detector",
                         world=str(world), generators=generators, reals={"train": 4, "val": 2, "test": 2},
-                        fakes={"animation": {"train": 2, "val": 1, "test": 2}, "faceswap": {"reconstructions": False}},
+                        fakes={"animation": {"train": 2, "val": 1, "test": 2}, "faceswap": {"train": 2, "val": 1, "test": 2}},
                         preset="temporal-small", epochs=1, bootstrap=False,
                         detector_config={"batch_size": 8, "frames_per_video": 6, "clip_len": 3, "crop_size": 64,
                                          "input_size": 64, "eval_batch_size": 24})
@@ -227,7 +248,7 @@ def test_robustness_suite_scores_every_condition_and_resumes(world_with_broken_v
     conditions = ["clean", "jpeg50", "h264_crf40"]
     suite = write_suite(tmp_path / "rb.yaml", name="rb", kind="robustness", description="tiny robustness",
                         world=str(world_with_broken_video), detector=str(detector), generators=generators,
-                        reals={"test": 3}, fakes={"animation": {"test": 1}, "faceswap": {"reconstructions": False}},
+                        reals={"test": 3}, fakes={"animation": {"test": 1}, "faceswap": {"test": 2}},
                         conditions=conditions, frames=4, bootstrap=False)
     out, work = tmp_path / "results", tmp_path / "work"
     args = ("run", str(suite), "--out", str(out), "--work", str(work), "--device", "cpu", "--quiet")
@@ -243,6 +264,11 @@ def test_robustness_suite_scores_every_condition_and_resumes(world_with_broken_v
             for level in ("video", "frame"):
                 assert 0.0 <= summary["by"][family][level]["auc"] <= 1.0
     assert (work / "perturbed" / "jpeg50" / "faceswap").is_dir()
+    # Robustness tests a detector trained elsewhere on the world's other splits: every video it scores, real
+    # or inside a fake, is test-split footage.
+    world_split = {Path(r.path).name: r.split for r in read_manifest(world_with_broken_video / "manifest.csv")}
+    scored = create_dataset("auto", work / "fakes").rows()
+    assert {world_split[name] for row in scored for name in footage(row, world_with_broken_video)} == {"test"}
     assert (out / "rb-auc.png").is_file() and "| h264_crf40 |" in (out / "rb.md").read_text()
     (run,) = benchmark_runs("rb")
     assert "video_auc/jpeg50/all" in run.data.metrics
@@ -307,8 +333,83 @@ def test_usage_errors_are_one_line_with_exit_2(world, generators, tmp_path, stor
     assert bench("run", str(write_suite(tmp_path / "kind.yaml", name="k", kind="nope"))) == 2
     assert "unknown suite kind" in capsys.readouterr().err
     bad_condition = write_suite(tmp_path / "cond.yaml", name="c", kind="robustness", world=str(world),
-                                detector=str(tmp_path), conditions=["clean", "sharpen3"])
+                                detector=str(tmp_path), generators=generators, conditions=["clean", "sharpen3"])
     assert bench("run", str(bad_condition), "--out", str(tmp_path / "out"), "--work", str(tmp_path / "w")) == 2
     assert "sharpen3" in capsys.readouterr().err
     assert bench("run", "no-such-suite") == 2
     assert "shipped: cross-generator" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------- inputs and honest sizes
+
+def test_suites_take_make_demos_output_refuse_to_underfill_and_mark_what_they_allow(world, generators, tmp_path,
+                                                                                     store, capsys):
+    """A suite whose own paths are absent takes what `make demo` wrote; asked for more videos than the world
+    holds it stops in one line before making anything; --allow-smaller runs and marks every affected figure."""
+    demo = tmp_path / "demo"
+    (demo / "generators").mkdir(parents=True)
+    (demo / "synth").symlink_to(world)
+    for family, path in generators.items():
+        (demo / "generators" / family).symlink_to(path)
+    detector = save_detector(tmp_path / "detector", create_detector("mobilenetv3-small", input_size=64),
+                             {"crop": {"size": 64, "margin": 0.25}, "note": "untrained: plumbing only"})
+    suite = write_suite(tmp_path / "rb.yaml", name="rb", kind="robustness", description="after the demo",
+                        world=str(tmp_path / "data" / "synth"),
+                        generators={f: str(tmp_path / "runs" / f) for f in generators},
+                        reals={"test": 5}, fakes={"animation": {"test": 1}, "faceswap": {"test": 1}},
+                        conditions=["clean"], frames=2, bootstrap=False)
+    out, work = tmp_path / "results", tmp_path / "work"
+    args = ("run", str(suite), "--out", str(out), "--work", str(work), "--device", "cpu", "--quiet",
+            "--demo", str(demo), "--model", str(detector))
+
+    # The world has 4 test videos: 5 reals cannot be had, and nothing is made before the suite says so.
+    assert bench(*args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "real test 4 of 5" in err and "--allow-smaller" in err and "identities" in err
+    assert not (work / "fakes" / MANIFEST).exists()
+
+    assert bench(*args, "--allow-smaller", "--generator", f"faceswap={generators['faceswap']}") == 0
+    document = json.loads((out / "rb.json").read_text())
+    inputs = document["inputs"]
+    assert inputs["world"] == {"path": str(demo / "synth"), "from": inputs["world"]["from"]}
+    assert "make demo" in inputs["world"]["from"] and "make demo" in inputs["generator animation"]["from"]
+    assert inputs["generator faceswap"] == {"path": generators["faceswap"], "from": "the command line"}
+    assert inputs["detector"]["path"] == str(detector) and inputs["detector"]["from"] == "--model"
+    results = document["results"]
+    assert results["under_powered"]["shortfalls"] == [{"split": "test", "what": "real", "wanted": 5, "got": 4}]
+    assert set(results["under_powered"]["columns"]) == {"all", "faceswap", "animation"}
+    markdown = (out / "rb.md").read_text()
+    assert "real test 4 of 5" in markdown and markdown.count(UNDER_POWERED) >= 4 and str(demo / "synth") in markdown
+    assert_no_footage_across_the_divide(create_dataset("auto", work / "fakes").rows(), world)
+
+    # Flags a suite cannot take, and malformed ones, are one-line usage errors.
+    cross = write_suite(tmp_path / "cg.yaml", name="cg", kind="cross_generator", world=str(world), generators=generators)
+    for extra, expected in ((("--model", str(detector)), "takes no detector"),
+                            (("--generator", "toy=somewhere"), "has no toy generator"),
+                            (("--generator", "faceswap"), "FAMILY=DIR")):
+        assert bench("run", str(cross), "--out", str(out), "--work", str(tmp_path / "w2"), *extra) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and expected in err
+
+
+def test_a_family_that_cannot_make_enough_fakes_stops_the_suite(world, generators, tmp_path, store, capsys):
+    """Animation draws each fake from a driver and a source of another identity of the same split: the 2 val
+    identities x 2 videos give at most 4 val fakes, so asking for 20 is refused, in one line."""
+    suite = write_suite(tmp_path / "cg.yaml", name="cg", kind="cross_generator", world=str(world),
+                        generators=generators, reals={"train": 4, "val": 2, "test": 2},
+                        fakes={"animation": {"train": 2, "val": 20, "test": 2}, "faceswap": {"train": 2, "val": 1, "test": 2}})
+    assert bench("run", str(suite), "--out", str(tmp_path / "out"), "--work", str(tmp_path / "w"), "--device", "cpu",
+                 "--quiet") == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "animation val 4 of 20" in err
+
+
+def test_under_powered_cells_follow_the_splits_they_rest_on():
+    rows, columns = ["faceswap", "animation", "sbi"], ["faceswap", "animation", "sbi"]
+    test_short = [Shortfall("test", "animation", 12, 4)]
+    assert under_powered_cells(test_short, rows, columns) == [[r, "animation"] for r in rows]
+    train_short = [Shortfall("train", "faceswap", 16, 8)]
+    assert under_powered_cells(train_short, rows, columns) == [["faceswap", c] for c in columns]
+    real_short = [Shortfall("val", "real", 6, 2)]
+    assert len(under_powered_cells(real_short, rows, columns)) == 9
+    assert under_powered_columns([Shortfall("test", "faceswap", 12, 3)], ["animation", "faceswap"]) == ["all", "faceswap"]

@@ -21,7 +21,7 @@ from matplotlib.patches import Rectangle
 
 from benchmarks.fakes import family_options, suite_fakes
 from benchmarks.suites import SuiteError, SuiteKind, register_kind
-from benchmarks.tables import format_auc, markdown_table
+from benchmarks.tables import UNDER_POWERED, format_auc, markdown_table, shortfall_note
 from detectors.batches import evaluation_samples
 from detectors.clips import ClipSet
 from detectors.checkpoint import load_detector
@@ -137,6 +137,8 @@ def run(ctx) -> dict:
         ctx.say(f"{cell}: video AUC " + ", ".join(f"{k} {v['video']['auc']:.3f}" for k, v in scores.items()))
 
     results = {"train_on": p["train_on"], "test_on": p["test_on"], "rows": matrix_rows,
+               "under_powered": {"shortfalls": [short.to_dict() for short in data.shortfalls],
+                                 "cells": under_powered_cells(data.shortfalls, p["train_on"], p["test_on"])},
                "matrix": {level: {t: {c: _auc(matrix_rows, t, c, level) for c in p["test_on"]}
                                   for t in p["train_on"]} for level in LEVELS},
                "data": {"root": str(data.root), "videos": data.counts(), "test_crops": test.counts(),
@@ -146,8 +148,17 @@ def run(ctx) -> dict:
                "detector": config.to_dict(), "cells_reused": cells.reused}
     ctx.notes.extend(notes(data, matrix_rows, p, options))
     if matrix_rows:
-        ctx.save_figure(heatmap_figure(results["matrix"], p["train_on"], p["test_on"]), "heatmap")
+        ctx.save_figure(heatmap_figure(results["matrix"], p["train_on"], p["test_on"],
+                                       results["under_powered"]["cells"]), "heatmap")
     return results
+
+
+def under_powered_cells(shortfalls, train_on: list[str], test_on: list[str]) -> list[list[str]]:
+    """[row, column] cells resting on a split that got fewer videos than asked for: a row trains and validates
+    on the reals and its family's fakes (sbi: the reals alone), a column tests on the reals and its family's."""
+    def short(splits: tuple[str, ...], family: str) -> bool:
+        return any(s.split in splits and s.what in ("real", family) for s in shortfalls)
+    return [[t, c] for t in train_on for c in test_on if short(("train", "val"), t) or short(("test",), c)]
 
 
 def train_row(ctx, cache: FaceCache, family: str, config, fingerprint: str) -> tuple[Path, dict]:
@@ -265,9 +276,10 @@ def notes(data, rows: dict, p: dict, options: dict) -> list[str]:
     return out
 
 
-def heatmap_figure(matrix: dict, train_on: list[str], test_on: list[str]):
+def heatmap_figure(matrix: dict, train_on: list[str], test_on: list[str], under_powered: list | None = None):
     """AUC matrices (one panel per level) with the values written in the cells: rows trained on, columns
-    tested on; 0.5 (chance) is the neutral colour."""
+    tested on; 0.5 (chance) is the neutral colour; under-powered cells are hatched and marked with a dagger."""
+    weak = {tuple(cell) for cell in under_powered or []}
     levels = [level for level in LEVELS if level in matrix]
     fig = Figure(figsize=(1.6 + 2.3 * len(levels) * max(1, len(test_on)) / 2.4, 1.2 + 0.75 * len(train_on)),
                  dpi=100, layout="constrained")
@@ -281,6 +293,10 @@ def heatmap_figure(matrix: dict, train_on: list[str], test_on: list[str]):
         for i in range(len(train_on)):
             for j in range(len(test_on)):
                 text = "n/a" if np.isnan(values[i, j]) else f"{values[i, j]:.3f}"
+                if (train_on[i], test_on[j]) in weak:
+                    text += f" {UNDER_POWERED}"
+                    ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="//", linewidth=0,
+                                           edgecolor="grey"))
                 ax.text(j, i, text, ha="center", va="center", fontsize=10)
                 if train_on[i] == test_on[j]:      # the diagonal: tested on what it was trained on
                     ax.add_patch(Rectangle((j - 0.46, i - 0.46), 0.92, 0.92, fill=False, linewidth=2, color="black"))
@@ -290,21 +306,28 @@ def heatmap_figure(matrix: dict, train_on: list[str], test_on: list[str]):
         ax.set_ylabel("trained on")
         ax.set_title(f"{level}-level AUC")
     fig.colorbar(image, ax=list(axes), shrink=0.8, label="ROC AUC (0.5 = chance)")
+    if weak:
+        fig.suptitle(f"{UNDER_POWERED} hatched: under-powered (fewer videos than the suite asked for)", fontsize=9)
     return fig
 
 
 def markdown(document: dict) -> str:
     results = document["results"]
     train_on, test_on, rows = results["train_on"], results["test_on"], results["rows"]
+    weak = {tuple(cell) for cell in results.get("under_powered", {}).get("cells", [])}
     parts = []
     for level in LEVELS:
         table = []
         for t in train_on:
             cells = [format_auc(rows.get(t, {}).get("test", {}).get(c, {}).get(level)) for c in test_on]
             cells = [f"**{v}**" if t == c and v != "n/a" else v for v, c in zip(cells, test_on)]
+            cells = [f"{v} {UNDER_POWERED}" if (t, c) in weak else v for v, c in zip(cells, test_on)]
             table.append([t, *cells])
         parts += [f"{level.capitalize()}-level ROC AUC [95% bootstrap CI], rows: trained on, columns: tested on "
                   f"(diagonal in bold):", "", markdown_table(["trained on \\ tested on", *test_on], table), ""]
+    if weak:
+        shortfalls = results["under_powered"]["shortfalls"]
+        parts += [shortfall_note(shortfalls), ""]
     counts = results["data"]["videos"]
     methods = sorted({m for split in counts.values() for m in split}, key=lambda m: (m != "real", m))
     parts += ["Videos per split:", "",

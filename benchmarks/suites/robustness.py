@@ -18,9 +18,10 @@ from matplotlib.figure import Figure
 from benchmarks.fakes import family_options, suite_fakes
 from benchmarks.perturb import parse_condition, perturb_video
 from benchmarks.suites import SuiteError, SuiteKind, register_kind
-from benchmarks.tables import format_auc, markdown_table
+from benchmarks.tables import UNDER_POWERED, format_auc, markdown_table, shortfall_note
 from detectors.bundle import load_bundle
-from detectors.promote import CHAMPION, MODEL_NAME, resolve
+from detectors.promote import CHAMPION, MODEL_NAME, alias_of, resolve
+from detectors.promote import resolve_detector as resolve_registered
 from forensics.data.registry import create_dataset
 from forensics.device import resolve_device
 from forensics.media import MediaError
@@ -44,18 +45,25 @@ DEFAULTS = {
 }
 
 
-def resolve_detector(given: str | None) -> Path:
+def resolve_detector(given: str | None) -> tuple[Path, str]:
+    """(model path, where it came from): the one given, else runs/detector_sbi/model, else the champion
+    (`make demo` registers one); a SuiteError naming the fix when there is none."""
     if given:
+        if alias_of(given) is not None:
+            try:
+                return Path(resolve_registered(given)), f"the registered {MODEL_NAME}@{alias_of(given)}"
+            except ValueError as exc:
+                raise SuiteError(str(exc)) from None
         if not Path(given).exists():
             raise SuiteError(f"{given}: no such detector model (train one: forensics train detector --out DIR)")
-        return Path(given)
+        return Path(given), "given"
     if (Path(DEFAULT_DETECTOR) / "config.json").is_file():
-        return Path(DEFAULT_DETECTOR)
+        return Path(DEFAULT_DETECTOR), "the suite's default"
     champion = resolve(CHAMPION)
     if champion is None:
         raise SuiteError(f"no detector: {DEFAULT_DETECTOR} is absent and no {MODEL_NAME}@{CHAMPION} is "
-                         "registered; train one with: forensics train detector (or set `detector:` in the suite)")
-    return champion
+                         "registered; run make demo, or train one with: forensics train detector (or pass --model)")
+    return champion, f"the registered {MODEL_NAME}@{CHAMPION} ({DEFAULT_DETECTOR} does not exist)"
 
 
 def run(ctx) -> dict:
@@ -66,7 +74,11 @@ def run(ctx) -> dict:
         raise SuiteError(f"conditions: {exc}") from None
     if not conditions or len({c.name for c in conditions}) != len(conditions):
         raise SuiteError("conditions: list each condition once (at least one)")
-    model_path = resolve_detector(p["detector"])
+    model_path, source = resolve_detector(p["detector"])
+    chosen = ctx.suite.inputs.get("detector", {})
+    ctx.suite.inputs["detector"] = {"path": str(model_path), "from": chosen.get("from", source)
+                                    + (f", {source}" if chosen and source != "given" else "")}
+    ctx.say(f"  detector  {model_path}  ({ctx.suite.inputs['detector']['from']})")
     try:
         loaded = load_bundle(model_path, device=resolve_device(ctx.device))   # a detector, or a frame + clip bundle
     except ValueError as exc:
@@ -98,6 +110,8 @@ def run(ctx) -> dict:
                             "threshold": loaded.threshold, "crop": loaded.crop},
                "conditions": {c.name: {"what": c.describe(), **summaries[c.name]} for c in conditions},
                "families": families, "frames_per_video": p["frames"], "carrier_crf": p["carrier_crf"],
+               "under_powered": {"shortfalls": [short.to_dict() for short in data.shortfalls],
+                                 "columns": under_powered_columns(data.shortfalls, families)},
                "data": {"root": str(data.root), "videos": data.counts(), "generator_sha256": data.checkpoints,
                         "fakes_made": data.made, "fakes_reused": data.reused},
                "videos": {name: [_without_frames(r) for r in rs] for name, rs in records.items()},
@@ -112,8 +126,15 @@ def run(ctx) -> dict:
     ])
     for family in data.checkpoints:
         ctx.notes.extend(get_generator(family).benchmark_notes(options.get(family, {})))
-    ctx.save_figure(auc_figure(results["conditions"], [c.name for c in conditions], families), "auc")
+    ctx.save_figure(auc_figure(results["conditions"], [c.name for c in conditions], families,
+                               results["under_powered"]["columns"]), "auc")
     return results
+
+
+def under_powered_columns(shortfalls, families: list[str]) -> list[str]:
+    """The fake families (and "all") whose AUCs rest on fewer test videos than the suite asked for."""
+    weak = [f for f in families if any(s.split == "test" and s.what in ("real", f) for s in shortfalls)]
+    return (["all"] if any(s.split == "test" for s in shortfalls) else []) + weak
 
 
 def score_video(ctx, cells, pipeline, condition, row, root: Path) -> dict:
@@ -174,18 +195,20 @@ def summarise(records: list[dict], families: list[str], threshold: float, ci: bo
     return out
 
 
-def auc_figure(conditions: dict, order: list[str], families: list[str]):
-    """Video-level (solid) and frame-level (dashed) AUC per condition, one colour per fake family."""
+def auc_figure(conditions: dict, order: list[str], families: list[str], under_powered: list[str] | None = None):
+    """Video-level (solid) and frame-level (dashed) AUC per condition, one colour per fake family; a dagger
+    in the legend marks an under-powered family."""
     fig = Figure(figsize=(max(6.5, 1.5 + 0.8 * len(order)), 4.2), dpi=100, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     x = np.arange(len(order))
     for i, family in enumerate(["all", *families]):
         colour = f"C{i}"
+        weak = f" {UNDER_POWERED} under-powered" if family in (under_powered or []) else ""
         for level, style in (("video", "-"), ("frame", "--")):
             y = [conditions[c]["by"][family][level].get("auc", np.nan) for c in order]
             ax.plot(x, np.asarray(y, float), style, marker="o" if level == "video" else ".", color=colour,
-                    label=f"{family} ({level})")
+                    label=f"{family} ({level}){weak}")
     ax.axhline(0.5, color="grey", linestyle=":", linewidth=1)
     ax.set_xticks(x, order, rotation=30, ha="right")
     ax.set_ylim(0.0, 1.02)
@@ -201,10 +224,13 @@ def markdown(document: dict) -> str:
     families = results["families"]
     header = ["condition", "what", "video AUC, all fakes [95% CI]", *(f"video AUC, {f}" for f in families),
               "frame AUC, all", "video EER, all", "video AP, all", "acc @ thr", "no face"]
+    weak = set(results.get("under_powered", {}).get("columns", []))
+    mark = {f: f" {UNDER_POWERED}" if f in weak else "" for f in ["all", *families]}
     table = []
     for name, c in results["conditions"].items():
         all_video = c["by"]["all"]["video"]
-        table.append([name, c["what"], format_auc(all_video), *(format_auc(c["by"][f]["video"], ci=False) for f in families),
+        table.append([name, c["what"], format_auc(all_video) + mark["all"],
+                      *(format_auc(c["by"][f]["video"], ci=False) + mark[f] for f in families),
                       format_auc(c["by"]["all"]["frame"], ci=False), _num(all_video.get("eer")),
                       _num(all_video.get("ap")), _num(all_video.get("acc")), f"{c['no_face']}/{c['videos']}"])
     counts = results["data"]["videos"].get("test", {})
@@ -212,7 +238,8 @@ def markdown(document: dict) -> str:
     return "\n".join([
         f"Detector `{detector['path']}` ({detector['name']}, sha256 {detector['sha256'][:12]}, threshold "
         f"{detector['threshold']:.3f}); test videos: " + ", ".join(f"{m} {n}" for m, n in counts.items()) + ".", "",
-        markdown_table(header, table)])
+        markdown_table(header, table)] + ([
+        "", shortfall_note(results["under_powered"]["shortfalls"])] if weak else []))
 
 
 def _num(value) -> str:
@@ -230,4 +257,5 @@ def metrics(results: dict) -> dict:
     return out
 
 
-KIND = register_kind(SuiteKind("robustness", DEFAULTS, run, markdown, metrics))
+KIND = register_kind(SuiteKind("robustness", DEFAULTS, run, markdown, metrics,
+                               inputs=("world", "generators", "detector")))

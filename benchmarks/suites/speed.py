@@ -67,4 +67,4 @@ def metrics(results: dict) -> dict:
     return {k: float(summary[k]) for k in keys if isinstance(summary.get(k), (int, float))}
 
 
-KIND = register_kind(SuiteKind("speed", DEFAULTS, run, markdown, metrics))
+KIND = register_kind(SuiteKind("speed", DEFAULTS, run, markdown, metrics, inputs=()))
