@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,7 @@ examples:
   forensics detect clip.mp4 --every 1 --report out/   # every frame, plus an HTML report per input
   forensics detect photo.jpg --model runs/detector/model   # a detector directory instead of the registered one
   forensics detect clip.mp4 --model runs/bundle       # a frame + clip detector bundle (forensics bundle)
+  forensics detect /archive --jsonl out.jsonl --ray head:6379 --resume   # on a Ray cluster, records as here
 
 exit status: 0 every input analysed (ok or no_face), 1 some input failed (the others are still
 reported), 2 usage error (bad arguments, missing input, no model).
@@ -40,9 +42,10 @@ def add_parser(sub) -> None:
 
 def configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="video or image files, or folders (recursed)")
-    p.add_argument("--model", default=None, metavar="PATH",
-                   help="detector directory (or its model.safetensors), or a bundle of a frame and a clip "
-                        "detector (forensics bundle); default: the registered champion")
+    p.add_argument("--model", default=None, metavar="MODEL",
+                   help="detector directory (or its model.safetensors), a bundle of a frame and a clip detector "
+                        "(forensics bundle), or a registry alias: champion, challenger, "
+                        "models:/forensics-detector@ALIAS; default: the registered champion")
     p.add_argument("--jsonl", default=None, metavar="FILE", help="append records here instead of printing them")
     p.add_argument("--report", default=None, metavar="DIR", help="also write one HTML report per input here")
     p.add_argument("--frames", type=int, default=None, metavar="N",
@@ -58,13 +61,20 @@ def configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32, metavar="B", help="face crops per detector pass (default 32)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     p.add_argument("--resume", action="store_true", help="skip inputs that already have a record in --jsonl")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="analyse on a Ray cluster: ADDRESS (host:port of its head), or alone for RAY_ADDRESS, else a "
+                        "Ray started on this machine; one detector per worker, records as on one machine")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="with --ray: detector workers (default: one per GPU of the cluster, else one per CPU)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or per-input summary on stderr")
     p.set_defaults(func=run)
     return p
 
 
 def usage(message: str) -> int:
-    print(f"forensics detect: {message}", file=sys.stderr)
+    from forensics.io import printable
+
+    print(f"forensics detect: {printable(message)}", file=sys.stderr)
     return USAGE_ERROR
 
 
@@ -80,30 +90,37 @@ def check_args(args) -> str | None:
         return "--frames and --every are alternatives: pass one"
     if args.resume and not args.jsonl:
         return "--resume needs --jsonl FILE (the records to resume from)"
+    if args.workers is not None and (args.ray is None or args.workers < 1):
+        return "--workers N (at least 1) goes with --ray"
     return None
 
 
 def find_model(explicit: str | None) -> Path:
-    """--model if given, else the registered champion. ScanError (a usage error) when nothing is registered
-    or the registry cannot be read: one line, never a traceback."""
-    if explicit:
-        return Path(explicit)
-    from detectors.promote import NO_CHAMPION, resolve
+    """--model if given (a folder or bundle; or a registry alias: champion, challenger, or
+    models:/forensics-detector@ALIAS, when no such folder exists), else the registered champion. ScanError (a
+    usage error) when nothing is registered under the alias or the registry cannot be read: one line."""
+    from detectors.promote import CHAMPION, MODEL_NAME, NO_CHAMPION, alias_of, resolve
     from forensics.pipelines.scan import ScanError
 
+    alias = CHAMPION
+    if explicit:
+        alias = alias_of(explicit)
+        if alias is None or Path(explicit).exists():
+            return Path(explicit)
     try:
-        found = resolve()
+        found = resolve(alias)
     except Exception as err:  # noqa: BLE001 - registry trouble of any kind
         raise ScanError(f"cannot look up the registered model ({type(err).__name__}: "
                         f"{' '.join(str(err).split())})") from err
     if found is None:
-        raise ScanError(NO_CHAMPION)
+        raise ScanError(NO_CHAMPION if alias == CHAMPION else
+                        f"nothing is registered as {MODEL_NAME}@{alias}; pass --model PATH or another alias")
     return found
 
 
 def run(args) -> int:
     from forensics.pipelines import DetectConfig
-    from forensics.pipelines.scan import ScanError, print_summary, scan
+    from forensics.pipelines.scan import ScanError, print_summary, scan, totals_line
 
     problem = check_args(args)
     if problem:
@@ -115,13 +132,24 @@ def run(args) -> int:
         from forensics.report import ReportWriter    # the plotting stack, only when pages are asked for
 
         reports = ReportWriter(args.report)
+    backend, cluster_errors = None, ()
+    if args.ray is not None:
+        from forensics.pipelines import ray_scan     # Ray, only when a cluster is asked for
+
+        backend = partial(ray_scan.analyses, address=args.ray or ray_scan.default_address(), workers=args.workers)
+        cluster_errors = (ray_scan.RayScanError,)
     try:
         # The model is looked up only if some input still needs it (a finished --resume needs none).
         result = scan(args.inputs, lambda: find_model(args.model), config, jsonl=args.jsonl,
                       reports=reports, resume=args.resume, progress=not args.quiet,
-                      on_record=print_errors if args.quiet else print_summary)
+                      on_record=print_errors if args.quiet else print_summary, backend=backend)
     except ScanError as err:
         return usage(str(err))
+    except cluster_errors as err:                     # the Ray cluster failed, not an input
+        print(f"forensics detect: {err}", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        print(totals_line(result, args.jsonl), file=sys.stderr)
     return result.exit_status
 
 
