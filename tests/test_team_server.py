@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from detectors.promote import MODEL_NAME
+from detectors import create_detector, save_detector
+from detectors.promote import MODEL_NAME, register
 from forensics.cli.main import main
-from forensics.tracking import resolve_model
+from forensics.tracking import offline as off
+from forensics.tracking import resolve_model, start_run
 
 RUNS, STEPS, PARAMS = 3, 20, 5
 WRITER = textwrap.dedent("""
@@ -101,3 +103,62 @@ def test_two_writers_lose_nothing_and_detect_finds_the_champion_through_the_serv
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("127.0.0.1", used))
     assert (server_dir / "pgdata" / "PG_VERSION").is_file()     # the data stays for the next start
+
+
+def test_runs_kept_offline_while_the_server_was_down_sync_back_once(server_dir, tmp_path, monkeypatch, capsys):
+    """A run that loses the server mid-run, a run started while it is down, and a model registered offline: after
+    the restart, `forensics tracking sync` puts every metric point, artifact and version on the server, in the run
+    the first one started as; a second sync copies nothing."""
+    port, pg_port = _free_port(), _free_port()
+    start = ["server", "start", "--dir", str(server_dir), "--port", str(port), "--pg-port", str(pg_port)]
+    assert main(start) == 0
+    url = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    monkeypatch.setenv("FORENSICS_MLFLOW_OFFLINE_DIR", str(tmp_path / "offline"))
+    monkeypatch.setattr(off, "_dead", {})
+    model = save_detector(tmp_path / "model", create_detector("mobilenetv3-small", input_size=64),
+                          {"threshold": 0.5, "crop": {"size": 64, "margin": 0.25}})
+
+    with start_run("detectors", run_name="interrupted", params={"epochs": 10}) as run:
+        for step in range(5):
+            run.log_metrics({"train/loss": 10.0 - step}, step=step)
+        online_id = run.run_id
+        assert main(["server", "stop", "--dir", str(server_dir)]) == 0
+        for step in range(5, 10):
+            run.log_metrics({"train/loss": 10.0 - step}, step=step)
+        run.log_dict({"epoch": 9}, "state/last.json")
+    with start_run("detectors", run_name="while-down", params={"lr": 0.01}) as later:
+        for step in range(3):
+            later.log_metrics({"val/auc": 0.5 + step / 10}, step=step)
+        register(later, model, alias="challenger")
+    assert run.offline and later.offline
+    capsys.readouterr()
+
+    assert main(["tracking", "sync"]) == 1                   # the server is still down: one line, nothing marked
+    assert capsys.readouterr().err.strip().startswith(f"forensics tracking: cannot reach {url}")
+    assert main(start) == 0
+    capsys.readouterr()
+    assert main(["tracking", "sync", "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert len(first["copied"]) == 2 and first["already"] == 0
+    assert first["aliases_left"] == [f"{MODEL_NAME}@challenger -> version 1"]
+
+    client = MlflowClient(tracking_uri=url, registry_uri=url)
+    filled = client.get_run(online_id)
+    assert filled.info.status == "FINISHED" and filled.data.params == {"epochs": "10"}
+    assert sorted((m.step, m.value) for m in client.get_metric_history(online_id, "train/loss")) == \
+        [(s, 10.0 - s) for s in range(10)]
+    assert "state/last.json" in {a.path for a in client.list_artifacts(online_id, "state")}
+    copied = client.search_runs([client.get_experiment_by_name("detectors").experiment_id],
+                                filter_string="attributes.run_name = 'while-down'")
+    assert len(copied) == 1 and len(client.get_metric_history(copied[0].info.run_id, "val/auc")) == 3
+    versions = client.search_model_versions(f"name = '{MODEL_NAME}'")
+    assert [v.run_id for v in versions] == [copied[0].info.run_id]
+    downloaded = client.download_artifacts(copied[0].info.run_id, "model", str(tmp_path / "back"))
+    assert (Path(downloaded) / "model.safetensors").read_bytes() == (model / "model.safetensors").read_bytes()
+
+    assert main(["tracking", "sync"]) == 0                           # again: nothing is copied twice
+    assert capsys.readouterr().out.strip().splitlines() == [f"0 run(s) synced to {url}; 2 already there"]
+    assert len(client.get_metric_history(online_id, "train/loss")) == 10
+    assert len(client.search_model_versions(f"name = '{MODEL_NAME}'")) == 1
+    assert main(["server", "stop", "--dir", str(server_dir)]) == 0

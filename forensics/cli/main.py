@@ -13,7 +13,7 @@ from forensics import __version__
 
 # Order here is the order `forensics --help` lists them in.
 SUBCOMMANDS = ["synth", "preprocess", "train", "bundle", "fake", "detect", "evaluate", "models", "coevolve", "bench",
-               "ui", "server", "demo"]
+               "ui", "server", "tracking", "demo"]
 
 EPILOG = """\
 examples:

@@ -40,9 +40,12 @@ def browse_url(host: str, port: int) -> str:
 
 
 def port_free(host: str, port: int) -> bool:
-    """Whether `port` on `host` can be listened on (checked before starting, so a clash is one line)."""
+    """Whether `port` on `host` can be listened on (checked before starting, so a clash is one line). As the
+    servers themselves bind (SO_REUSEADDR), connections of a stopped server still in TIME_WAIT do not count:
+    only a live listener does, so a server can be restarted on its port at once."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
