@@ -1,7 +1,20 @@
 """Shared fixtures: small data made here, by the real parts (renderer, H.264 encoder, MTCNN)."""
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
+
+# Before any fixture of any scope runs: a champion set by a module fixture notes its registry here, not in ~/.config.
+os.environ["FORENSICS_CONFIG_DIR"] = tempfile.mkdtemp(prefix="forensics-test-config-")
+
+
+@pytest.fixture(autouse=True)
+def own_config_dir(tmp_path_factory, monkeypatch):
+    """Each test its own FORENSICS_CONFIG_DIR: setting a champion notes its registry there (so `detect` finds it
+    from any folder), and one test's note must not reach another test, or the user's ~/.config."""
+    monkeypatch.setenv("FORENSICS_CONFIG_DIR", str(tmp_path_factory.mktemp("config")))
 
 
 @pytest.fixture(scope="session")

@@ -292,6 +292,33 @@ def test_looking_for_the_champion_creates_no_store(tmp_path, media, monkeypatch,
         assert not (tmp_path / "no").exists()
 
 
+def test_detect_from_any_folder_finds_the_champion_and_writes_nothing_there(tmp_path, media, model_dir, monkeypatch,
+                                                                            capsys):
+    """As after `make demo`: the champion is set in the project folder's default store (./mlflow.db); detect run
+    from a media folder with no store and no MLFLOW_TRACKING_URI finds it (the registry where a champion was last
+    set on this machine, said on stderr) and leaves that folder as it was."""
+    project, elsewhere = tmp_path / "project", tmp_path / "holiday_videos"
+    project.mkdir()
+    elsewhere.mkdir()
+    shutil.copy(media["face"], elsewhere / "face.png")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("FORENSICS_MLFLOW_OFFLINE_DIR", str(tmp_path / "offline"))
+    monkeypatch.setenv("FORENSICS_MODEL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(project)
+    with start_run("detectors", run_name="champion") as run:
+        promote.register(run, model_dir, alias="champion")
+    assert (project / "mlflow.db").is_file()
+    capsys.readouterr()
+
+    monkeypatch.chdir(elsewhere)
+    assert main(["detect", "face.png", "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    record = json.loads(out)
+    assert record["status"] == "ok" and record["model"]["sha256"] == sha256_file(model_dir / "model.safetensors")
+    assert f"using sqlite:///{project / 'mlflow.db'}" in err
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["face.png"]
+
+
 def test_resume_from_another_folder_finds_the_records(tmp_path, media, model_dir, monkeypatch):
     """Records hold absolute paths: a scan typed as `clips/face.png` in one folder and resumed as
     `face.png` from inside clips/ does not analyse (or record) the file twice."""

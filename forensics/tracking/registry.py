@@ -15,6 +15,7 @@ checkpoint folder exactly as detectors.save_detector wrote it (model.safetensors
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -27,11 +28,14 @@ from mlflow import MlflowClient
 from mlflow.artifacts import download_artifacts
 from mlflow.exceptions import MlflowException
 
+from forensics.io import atomic_write_json
 from forensics.tracking import offline as off
 
 
 MODEL_FILES = ("model.safetensors", "config.json")
 MODEL_CACHE_ENV = "FORENSICS_MODEL_CACHE"
+CONFIG_DIR_ENV = "FORENSICS_CONFIG_DIR"          # default ~/.config/forensics (XDG_CONFIG_HOME)
+CHAMPION_ALIAS = "champion"
 _NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")
 _ALIAS = re.compile(r"^[\w\-]+$")
 _warned: set[str] = set()
@@ -55,6 +59,8 @@ def create_model_version(client, name: str, source: str, run_id: str | None, ali
                 raise
     version = client.create_model_version(name, source, run_id=run_id,
                                           tags={k: str(v) for k, v in (tags or {}).items()})
+    if alias == CHAMPION_ALIAS:
+        _remember_registry(client)
     if alias:
         client.set_registered_model_alias(name, alias, str(version.version))
     return str(version.version)
@@ -74,9 +80,62 @@ def resolve_model(name: str, alias: str) -> Path | None:
 
     found = _with_fallback(lookup, missing_local_store_means_none=True)
     if found is None:
+        found = _lookup_in_remembered_registry(lookup)
+    if found is None:
         return None
     version, uri = found
     return _local_model_dir(name, version, uri)
+
+
+# ---------------------------------------------------------------- the registry this machine last used
+
+def remembered_registry_file() -> Path:
+    base = os.environ.get(CONFIG_DIR_ENV) or Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "forensics"
+    return Path(base) / "registry.json"
+
+
+def _remember_registry(client) -> None:
+    """Note where a champion was just set, so `forensics detect` run from any folder finds it (MLflow's default
+    store is ./mlflow.db of the working folder, which a media folder does not have). Best effort: a read-only
+    home must not fail a registration."""
+    uri = client.tracking_uri
+    store = off.sqlite_file(uri)
+    if store is not None:
+        uri = f"sqlite:///{store.resolve()}"
+    if uri == off.offline_uri():
+        return                               # the fallback store is a stopgap, not a registry to come back to
+    try:
+        atomic_write_json(remembered_registry_file(), {"registry_uri": uri,
+                                                       "set": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    except OSError:
+        pass
+
+
+def _lookup_in_remembered_registry(lookup):
+    """Where no tracking store is named (MLFLOW_TRACKING_URI unset) and the working folder has none, the store
+    where a champion was last set on this machine; says so on stderr, once."""
+    if os.environ.get("MLFLOW_TRACKING_URI", "").strip():
+        return None
+    here = off.sqlite_file(off.tracking_uri())
+    if here is None or here.is_file():
+        return None
+    try:
+        uri = json.loads(remembered_registry_file().read_text(encoding="utf-8"))["registry_uri"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    store = off.sqlite_file(uri)
+    if not isinstance(uri, str) or (store is not None and not store.is_file()):
+        return None
+    try:
+        off.prepare_uri(uri)
+        found = lookup(MlflowClient(tracking_uri=uri, registry_uri=uri), uri)
+    except Exception:  # noqa: BLE001 - a remembered store that went away is the same as none
+        return None
+    if found is not None and uri not in _warned:
+        _warned.add(uri)
+        off.warn(f"mlflow: no tracking store in this folder; using {uri}, where the champion was last set on this "
+                 "machine (set MLFLOW_TRACKING_URI to choose another)")
+    return found
 
 
 def list_model_versions(name: str) -> list[dict]:
@@ -160,6 +219,8 @@ def set_model_alias(name: str, version: str | int, alias: str) -> None:
             if getattr(exc, "error_code", "") in _NOT_FOUND:
                 raise ValueError(f"set_model_alias: {name} version {version} is not registered in {uri}") from None
             raise
+        if alias == CHAMPION_ALIAS:
+            _remember_registry(client)
         return True
 
     if _with_fallback(assign, missing_local_store_means_none=True) is None:
