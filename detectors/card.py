@@ -59,11 +59,13 @@ def card_of(meta: dict, model_dir: str | Path, registered: dict | None = None) -
 
 
 def card_summary(card: dict) -> str:
-    """One line for records and logs: name, version, training footage, test video AUC."""
+    """One line for records and logs: name, version, training footage, and its best-held-out video AUC (test,
+    else the game's panel, else validation)."""
     version = (card.get("registered") or {}).get("version")
     figures = card["figures"]
     label, auc = next(((k, figures.get(k)) for k in ("test video AUC (unseen identities)",
-                                                     "co-evolution panel video AUC, all fakes")
+                                                     "co-evolution panel video AUC, all fakes",
+                                                     "validation video AUC")   # a game's candidate has only this
                        if isinstance(figures.get(k), (int, float))), ("test video AUC", None))
     label = label.replace(" (unseen identities)", "").replace(", all fakes", "")
     footage = "training footage not recorded" if card["trained_on"] == NOT_RECORDED else \

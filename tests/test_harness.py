@@ -29,7 +29,7 @@ from PIL import Image
 from safetensors.numpy import load_file
 
 from detectors import load_detector, save_detector
-from detectors.card import model_card
+from detectors.card import card_summary, model_card
 from detectors.task import DetectorTrainConfig
 from detectors.train import train_detector
 from forensics.cli.main import main
@@ -198,6 +198,9 @@ def test_one_round_on_the_product_path_with_panel_gate_and_registry(parts, store
         assert card["gate"] == record["decision"][:500] and card["training"]["coevolve_round"] == 1
         assert card["figures"]["co-evolution panel video AUC, all fakes"] == pytest.approx(
             record["candidate_row"]["union"]["auc"])
+        # detect sees only the folder: its one-line card falls back to the candidate's validation AUC
+        alone = model_card(model_version_dir("forensics-detector", entry["version"]))
+        assert card_summary(alone).endswith(f"validation video AUC {alone['figures']['validation video AUC']:.3f}")
 
     client = client_for(os.environ["MLFLOW_TRACKING_URI"])
     (parent,), (child,) = coevolve_runs(client)
