@@ -338,6 +338,19 @@ def ui_parser():
     return parser
 
 
+def test_ui_links_open_each_experiment_in_the_model_training_layout(store, tmp_path):
+    """MLflow 3.17 opens a new browser in its GenAI layout: `forensics ui` prints one link per experiment that
+    carries workflowType=machine_learning; a store file that does not exist gives none and is not created."""
+    with start_run("detectors", run_name="r") as run:
+        run.log_metrics({"x": 1.0}, step=0)
+    uri = os.environ["MLFLOW_TRACKING_URI"]
+    experiment = client_for(uri).get_experiment_by_name("detectors").experiment_id
+    assert tracking_ui.experiment_links(uri, "0.0.0.0", 5001) == [
+        ("detectors", f"http://127.0.0.1:5001/#/experiments/{experiment}/runs?workflowType=machine_learning")]
+    assert tracking_ui.experiment_links(f"sqlite:///{tmp_path / 'none.db'}", "127.0.0.1", 5001) == []
+    assert not (tmp_path / "none.db").exists()
+
+
 def test_ui_help_and_command_line(store, capsys):
     with pytest.raises(SystemExit) as exit_:
         ui_parser().parse_args(["ui", "--help"])

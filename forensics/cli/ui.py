@@ -40,7 +40,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from forensics.tracking.ui import browse_url, build_command, port_free, serve, store_uri
+    from forensics.tracking.ui import browse_url, build_command, experiment_links, port_free, serve, store_uri
 
     if not 0 < args.port < 65536:
         return _usage(f"--port {args.port}: must be 1..65535")
@@ -59,7 +59,15 @@ def run(args) -> int:
         return 0
     if not port_free(args.host, args.port):
         return _usage(f"port {args.port} on {args.host} is in use; pick another with --port")
-    print(f"MLflow UI for {uri}: {browse_url(args.host, args.port)}  (Ctrl-C to stop)", flush=True)
+    print(f"MLflow UI for {uri}: {browse_url(args.host, args.port)}  (Ctrl-C to stop)")
+    links = experiment_links(uri, args.host, args.port)
+    width = max((len(name) for name, _ in links), default=0)
+    for name, link in links:
+        print(f"  {name:<{width}}  {link}")
+    if links:
+        print("  (MLflow opens a new browser in its GenAI layout; these links, or 'Model training' at the top left, "
+              "show runs and charts)")
+    sys.stdout.flush()
     return serve(command)
 
 

@@ -203,8 +203,8 @@ def tag_value(value: Any) -> str:
 
 # ---------------------------------------------------------------- experiments
 
-# MLflow 3's UI opens an experiment without this tag in its GenAI layout (traces, judges, runs called
-# "evaluations"); every experiment here trains and evaluates models, which the UI calls "Machine learning".
+# Every experiment here trains and evaluates models: said in MLflow's own tag. MLflow 3 UIs without the GenAI /
+# Model training switch pick the layout from it; 3.17's switch overrides it (see forensics.tracking.ui).
 EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 
 

@@ -11,7 +11,9 @@ import socket
 import subprocess
 import sys
 
-from forensics.tracking.offline import offline_uri, tracking_uri
+from mlflow import MlflowClient
+
+from forensics.tracking.offline import offline_uri, sqlite_file, tracking_uri
 
 
 def store_uri(offline: bool = False) -> str:
@@ -29,14 +31,36 @@ def build_command(uri: str, host: str = "127.0.0.1", port: int = 5000, workers: 
             "--host", host, "--port", str(port), "--workers", str(workers)]
 
 
-# MLflow 3's UI opens in its GenAI layout (traces, judges, an assistant) unless told otherwise; these runs train and
-# evaluate models, which its "Model training" layout shows (runs, charts, the model registry).
-MODEL_TRAINING_VIEW = "/#/experiments?workflowType=machine_learning"
+# MLflow 3.17's UI opens in its GenAI layout (traces, judges, an assistant) in a browser that has not chosen
+# otherwise: its layout switch defaults to GenAI and is remembered per browser, and it wins over the experiments'
+# mlflow.experimentKind tag. These runs train and evaluate models, which its "Model training" layout shows (runs,
+# charts, the model registry): links carry workflowType=machine_learning, which the UI keeps while one navigates
+# inside an experiment (the experiments list's own links drop it).
+MODEL_TRAINING = "workflowType=machine_learning"
+MODEL_TRAINING_VIEW = f"/#/experiments?{MODEL_TRAINING}"
 
 
 def browse_url(host: str, port: int) -> str:
+    return f"{_base(host, port)}{MODEL_TRAINING_VIEW}"
+
+
+def experiment_links(uri: str, host: str, port: int) -> list[tuple[str, str]]:
+    """(name, link) of each experiment of a local store, opening in the Model training layout. Reads only a
+    sqlite file that exists (creates nothing); [] otherwise."""
+    store = sqlite_file(uri)
+    if store is None or not store.is_file():
+        return []
+    try:
+        experiments = MlflowClient(tracking_uri=uri).search_experiments()
+    except Exception:  # noqa: BLE001 - links are a convenience; the server reports a broken store itself
+        return []
+    return [(e.name, f"{_base(host, port)}/#/experiments/{e.experiment_id}/runs?{MODEL_TRAINING}")
+            for e in sorted(experiments, key=lambda e: e.name) if e.name != "Default"]
+
+
+def _base(host: str, port: int) -> str:
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    return f"http://{shown}:{port}{MODEL_TRAINING_VIEW}"
+    return f"http://{shown}:{port}"
 
 
 def port_free(host: str, port: int) -> bool:
