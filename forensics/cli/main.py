@@ -12,8 +12,8 @@ import sys
 from forensics import __version__
 
 # Order here is the order `forensics --help` lists them in.
-SUBCOMMANDS = ["synth", "preprocess", "train", "bundle", "fake", "detect", "evaluate", "models", "coevolve", "bench",
-               "ui", "server", "tracking", "demo"]
+SUBCOMMANDS = ["synth", "preprocess", "train", "bundle", "fake", "detect", "evaluate", "models", "export", "coevolve",
+               "bench", "ui", "server", "tracking", "demo"]
 
 EPILOG = """\
 examples:
