@@ -29,6 +29,7 @@ from mlflow import MlflowClient
 
 from benchmarks.detect_speed import make_clip, make_model
 from benchmarks.machine import machine_info
+from detectors.promote import CHAMPION, register
 from forensics.io import atomic_write_json
 from forensics.tracking import start_run
 
@@ -57,7 +58,7 @@ def import_seconds(command: list[str], env: dict) -> dict[str, float]:
 def register_champion(model: Path, store: Path) -> None:
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{store}"
     with start_run("detectors", run_name="cold-start") as run:
-        run.register_model(model, name="forensics-detector", alias="champion")
+        register(run, model, alias=CHAMPION)
     MlflowClient(tracking_uri=f"sqlite:///{store}").search_experiments()
 
 
