@@ -19,6 +19,7 @@ examples:
   forensics train detector --config my_detector.yaml --out runs/det2 --no-register
   forensics train detector --arch temporal-small --out runs/temporal       # clip detector, held-out kind reported
   forensics bundle --frame runs/detector/model --temporal runs/temporal/model --out runs/bundle
+  torchrun --standalone --nproc-per-node 4 -m forensics.cli.main train detector --preset gpu   # 4 GPUs, one job
 
 The model (safetensors + config.json) goes to OUT/model and, unless --no-register, to the MLflow
 registry as `forensics-detector` with alias `challenger` (and `champion` if there is none yet).
@@ -90,7 +91,9 @@ examples:
   forensics train generator faceswap                        # identities 0 and 1 of data/synth, cpu-small
   forensics train generator faceswap --identity-a 3 --identity-b 7 --out runs/swap37
   forensics train generator animation --preset gpu --device cuda
-Interrupted? Run the same command again: training resumes from OUT/last.
+  torchrun --standalone --nproc-per-node 4 -m forensics.cli.main train generator faceswap --preset gpu
+The batch size is the global batch: N torchrun processes each train on their share and give the model one
+process would. Interrupted? Run the same command again: training resumes from OUT/last.
 """
 
 
@@ -110,6 +113,8 @@ def run_generator(args) -> int:
                                          run_name=args.run_name, **overrides)
     except (ValueError, TypeError, OSError) as exc:
         return _usage(" ".join(str(exc).split()), "generator")
+    if trained is None:        # a torchrun rank other than 0: rank 0 reports
+        return 0
     print(f"trained {args.family} in {trained.seconds / 60:.1f} min ({trained.epochs_run} epochs) -> "
           f"{trained.model_dir}")
     print(f"MLflow: experiment 'generators', run {trained.run_id}  (open with: forensics ui)")
@@ -121,7 +126,9 @@ def run_detector(args) -> int:
     from detectors.registry import DEFAULT_DETECTOR, detector_kind, list_detectors
     from detectors.task import DetectorTrainConfig
     from forensics.data.registry import DatasetError
+    from forensics.device import resolve_device
     from forensics.pipelines.train import prepare_cache, run_detector_training
+    from forensics.training import distributed as D
 
     if args.list:
         for name in list_detectors():
@@ -156,20 +163,27 @@ def run_detector(args) -> int:
 
     started = time.perf_counter()
     try:
-        prepared = prepare_cache(args.root, config, dataset=args.dataset, cache_dir=args.cache,
-                                 identities=args.identities, progress=not args.quiet)
-    except DatasetError as exc:
-        return _usage(" ".join(str(exc).split()))
-    for path, reason in prepared.report.errors:
-        print(f"skipped: {reason if reason.startswith(path) else f'{path}: {reason}'}", file=sys.stderr)
-    try:
-        trained = run_detector_training(config, prepared.cache, args.out, run_name=args.run_name,
-                                        resume=not args.fresh,
-                                        register_as=None if args.no_register else args.alias or CHALLENGER,
-                                        progress=not args.quiet, params={"dataset_root": str(args.root)})
-    except ValueError as exc:      # a calibration refused, an empty split: one line, not a traceback
-        print(f"forensics train detector: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 1
+        device_type = resolve_device(config.device).type
+    except ValueError as exc:
+        return _usage(str(exc))
+    with D.job(device_type):       # under torchrun: rank 0 fills the cache and reports, every rank trains
+        try:
+            prepared = D.main_first(prepare_cache, args.root, config, dataset=args.dataset, cache_dir=args.cache,
+                                    identities=args.identities, progress=not args.quiet and D.is_main())
+        except DatasetError as exc:
+            return _usage(" ".join(str(exc).split()))
+        for path, reason in prepared.report.errors if D.is_main() else ():
+            print(f"skipped: {reason if reason.startswith(path) else f'{path}: {reason}'}", file=sys.stderr)
+        try:
+            trained = run_detector_training(config, prepared.cache, args.out, run_name=args.run_name,
+                                            resume=not args.fresh,
+                                            register_as=None if args.no_register else args.alias or CHALLENGER,
+                                            progress=not args.quiet, params={"dataset_root": str(args.root)})
+        except ValueError as exc:      # a calibration refused, an empty split: one line, not a traceback
+            print(f"forensics train detector: {' '.join(str(exc).split())}", file=sys.stderr)
+            return 1
+    if trained is None:        # a torchrun rank other than 0: rank 0 reports
+        return 0
     print_summary(trained.result, trained.run_id, time.perf_counter() - started)
     return 1 if prepared.report.errors else 0
 

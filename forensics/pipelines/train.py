@@ -5,9 +5,14 @@ do the training itself (detectors.train.train_detector, a generator family's `tr
 what turns that into a job: render the synthetic world when the data folder is absent (so every command
 works offline on a fresh machine), fill the face-crop cache, open the run, and make the first detector ever
 trained the champion so that `forensics detect` has a model.
+
+Under torchrun (`torchrun --nproc_per_node N -m forensics train ...`) a job is one process group from start to
+end: rank 0 renders, caches, opens the MLflow run, saves and registers; every rank trains its share of each
+batch; the other ranks return None, so the command prints on rank 0 alone.
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from dataclasses import dataclass
@@ -21,8 +26,10 @@ from detectors.train import DetectorTrainResult, train_detector, training_data
 from forensics.data.cache import CacheConfig, FaceCache
 from forensics.data.prepare import CachedDataset, cache_dataset
 from forensics.data.registry import DatasetError
+from forensics.device import resolve_device
 from forensics.synthetic import WorldConfig, generate_world
 from forensics.tracking import start_run
+from forensics.training import distributed as D
 from generators.registry import create_generator
 
 DETECTOR_EXPERIMENT = "detectors"
@@ -70,20 +77,28 @@ class TrainedDetector:
 
 def run_detector_training(config: DetectorTrainConfig, cache: FaceCache, out: str | Path, run_name: str | None = None,
                           resume: bool = True, register_as: str | None = CHALLENGER, progress: bool = True,
-                          params: dict | None = None, tags: dict | None = None) -> TrainedDetector:
+                          params: dict | None = None, tags: dict | None = None) -> TrainedDetector | None:
     """Train in an MLflow run of the `detectors` experiment, register the model (unless register_as is None)
-    and make it the champion if the registry has none."""
+    and make it the champion if the registry has none. Under torchrun: None on every rank but 0."""
     params = {**{k: v for k, v in config.to_dict().items() if k != "extra"}, "cache": str(cache.root), **(params or {})}
     data = training_data(config, cache)      # a dataset too small to train on fails here, before any MLflow run
-    with start_run(DETECTOR_EXPERIMENT, run_name=run_name or f"{config.detector}-{time.strftime('%m%d-%H%M')}",
-                   params=params, tags={"kind": "detector-training", **(tags or {})}) as run:
+    with D.job(resolve_device(config.device).type), main_run(
+            DETECTOR_EXPERIMENT, run_name=run_name or f"{config.detector}-{time.strftime('%m%d-%H%M')}",
+            params=params, tags={"kind": "detector-training", **(tags or {})}) as run:
         result = train_detector(config, cache, out, run=run, resume=resume, register_as=register_as,
-                                progress=progress, data=data)
+                                progress=progress and D.is_main(), data=data)
+        if not D.is_main():
+            return None
         # A clip detector cannot judge a still or a short track alone: `forensics detect` runs it inside a bundle,
         # so it never becomes the champion by being first.
         first_ok = detector_kind(config.detector) == "frame"
         promoted = register_as != CHAMPION and first_ok and promote_if_first(result.registered_version)
     return TrainedDetector(result, getattr(run, "run_id", None), promoted)
+
+
+def main_run(experiment: str, **kwargs):
+    """The job's MLflow run on rank 0; on the other ranks of a torchrun job, no run (None): they log nothing."""
+    return start_run(experiment, **kwargs) if D.is_main() else contextlib.nullcontext(None)
 
 
 @dataclass
@@ -97,14 +112,18 @@ class TrainedGenerator:
 
 def run_generator_training(family: str, preset: str, out: str | Path, run_name: str | None = None,
                            world_identities: int = 40, tags: dict | None = None,
-                           say: Callable[[str], None] = say_on_stderr, **overrides: Any) -> TrainedGenerator:
+                           say: Callable[[str], None] = say_on_stderr, **overrides: Any) -> TrainedGenerator | None:
     """Train a generator family from a preset (keyword overrides; None values ignored) in an MLflow run of the
-    `generators` experiment; the synthetic world it names is rendered first if absent."""
+    `generators` experiment; the synthetic world it names is rendered first if absent. Under torchrun: None on
+    every rank but 0."""
     spec, config = create_generator(family, preset, **overrides)
-    render_world_if_missing(getattr(config, "world", "data/synth"), world_identities, say=say)
     started = time.perf_counter()
-    with start_run(GENERATOR_EXPERIMENT, run_name=run_name or f"{family}-{time.strftime('%m%d-%H%M')}",
-                   params=config.to_dict(), tags={"family": family, **(tags or {})}) as run:
-        fit, model_dir = spec.train(config, Path(out), run=run)
+    with D.job(resolve_device(getattr(config, "device", "auto")).type):
+        D.main_only(render_world_if_missing, getattr(config, "world", "data/synth"), world_identities, say=say)
+        with main_run(GENERATOR_EXPERIMENT, run_name=run_name or f"{family}-{time.strftime('%m%d-%H%M')}",
+                      params=config.to_dict(), tags={"family": family, **(tags or {})}) as run:
+            fit, model_dir = spec.train(config, Path(out), run=run)
+        if not D.is_main():
+            return None
     return TrainedGenerator(family, Path(model_dir), fit.epochs_run, getattr(run, "run_id", None),
                             time.perf_counter() - started)

@@ -5,8 +5,10 @@ collectives return their input. That keeps the training loop free of `if distrib
 """
 from __future__ import annotations
 
+import contextlib
+import datetime
 import os
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 import torch.distributed as dist
@@ -20,7 +22,7 @@ def env_local_rank() -> int:
     return int(os.environ.get("LOCAL_RANK", "0"))
 
 
-def init_from_env(device_type: str) -> bool:
+def init_from_env(device_type: str, timeout_s: float | None = None) -> bool:
     """Join the process group torchrun describes (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT).
 
     Returns True only when this call created the group, so the caller knows it must destroy it; a
@@ -36,8 +38,56 @@ def init_from_env(device_type: str) -> bool:
         backend = "nccl"
     else:
         backend = "gloo"
-    dist.init_process_group(backend=backend, init_method="env://")
+    extra = {"timeout": datetime.timedelta(seconds=timeout_s)} if timeout_s else {}
+    dist.init_process_group(backend=backend, init_method="env://", **extra)
     return True
+
+
+def launched_by_torchrun() -> bool:
+    return env_world_size() > 1
+
+
+@contextlib.contextmanager
+def job(device_type: str, timeout_s: float | None = None) -> Iterator[None]:
+    """A whole command as one torchrun job: the group is joined at the start and left at the end, so that
+    rank 0 alone can do the job's side effects (render data, open the MLflow run, export, register) while
+    the other ranks wait for it at barriers, and every Trainer inside trains on all ranks. A no-op in a plain
+    process. `timeout_s` bounds how long a rank waits at a collective (rank 0's side work between training
+    phases can be long)."""
+    created = init_from_env(device_type, timeout_s)
+    try:
+        yield
+    finally:
+        if created:
+            destroy()
+
+
+def main_only(work, *args, **kwargs) -> Any:
+    """Run `work` on rank 0 only, and return its result on every rank (the others wait for it)."""
+    result = work(*args, **kwargs) if is_main() else None
+    return broadcast_object(result)
+
+
+def main_first(work, *args, **kwargs) -> Any:
+    """Run `work` on rank 0, then on the other ranks once it has finished: for steps that fill a cache on disk
+    (rank 0 fills it, the others find it filled) and that every rank needs the result of."""
+    result = work(*args, **kwargs) if is_main() else None
+    barrier()
+    return result if is_main() else work(*args, **kwargs)
+
+
+def shard(size: int, rank: int, world: int, what: str = "batch") -> slice:
+    """This rank's rows of a global batch of `size` rows: rank, rank + world, ...
+
+    Tasks that split every global batch this way, with the batches drawn from the seed and epoch alone (the
+    same on every rank), train the same weights on N processes as on one: DDP averages the ranks' gradients
+    of their mean losses, which is the global batch's mean-loss gradient when the shares are equal. A batch
+    of fewer rows than ranks would leave a rank with nothing to back-propagate, so it is refused.
+    """
+    if size < world:
+        raise ValueError(f"a {what} of {size} cannot be split over {world} processes: use a {what} of at least "
+                         f"{world}, or fewer processes")
+    return slice(rank, size, world)
 
 
 def destroy() -> None:
@@ -45,8 +95,24 @@ def destroy() -> None:
         dist.destroy_process_group()
 
 
+_solo = False
+
+
+@contextlib.contextmanager
+def solo(active: bool = True) -> Iterator[None]:
+    """Inside, this process works alone even within a torchrun job: rank 0, world size 1, collectives return
+    their input, and a Trainer trains single-process. For rank 0's own work between the phases every rank joins
+    (the co-evolution game trains probes and generator moves alone); `solo(False)` rejoins for such a phase."""
+    global _solo
+    before, _solo = _solo, active
+    try:
+        yield
+    finally:
+        _solo = before
+
+
 def is_distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    return not _solo and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def rank() -> int:
@@ -93,3 +159,10 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     box = [obj if rank() == src else None]
     dist.broadcast_object_list(box, src=src)
     return box[0]
+
+
+def shard_weight(size: int, rank: int, world: int) -> float:
+    """The loss weight of this rank's share of a global batch of `size` rows (1.0 when the shares are equal):
+    with it, the ranks' averaged gradient is the gradient of the global batch's mean loss even when `size`
+    does not divide evenly."""
+    return len(range(size)[shard(size, rank, world)]) * world / size

@@ -92,6 +92,15 @@ class RandomTransform:
     def identity(cls, batch: int, device=None) -> "RandomTransform":
         return cls(batch, sigma_affine=0.0, sigma_tps=0.0, device=device)
 
+    def rows(self, index: slice, device=None) -> "RandomTransform":
+        """The same warps for a subset of the batch (a rank's share of a global batch), on `device`."""
+        part = object.__new__(RandomTransform)
+        part.theta = self.theta[index].to(device)
+        part.control_points = self.control_points.to(device)
+        part.control_params = self.control_params[index].to(device)
+        part.batch = len(part.theta)
+        return part
+
     def transform_frame(self, frame: torch.Tensor) -> torch.Tensor:
         h, w = frame.shape[2:]
         grid = make_coordinate_grid(h, w, device=frame.device).reshape(1, h * w, 2).expand(self.batch, -1, -1)

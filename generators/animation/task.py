@@ -25,6 +25,7 @@ from forensics.figures import sample_grid
 from forensics.media import iter_frames
 from forensics.synthetic.faceset import FaceSet, load_faceset
 from forensics.training import Trainer
+from forensics.training import distributed as D
 from generators.images import to_tensor
 from generators.losses import d_hinge_loss, g_hinge_loss
 
@@ -44,21 +45,37 @@ def split_keypoints(kp: dict, parts: int) -> list[dict]:
 
 
 class PairBatches:
-    """The epoch's batches of (source, driving) index pairs; a sized iterable so the loop can show progress."""
+    """The epoch's batches of (source, driving, equivariance warp, loss weight); a sized iterable so the loop can
+    show progress.
 
-    def __init__(self, images: torch.Tensor, pairs: np.ndarray, flips: np.ndarray, batch_size: int):
+    Every global batch (pairs, flips and warps alike) is drawn from the seed and epoch alone; under torchrun
+    each rank takes its share of it (forensics.training.distributed.shard) with a loss weight that makes the
+    ranks' averaged gradient the global batch's, so N processes train the weights one process trains. A last
+    batch too small to give every rank a row is left out.
+    """
+
+    def __init__(self, images: torch.Tensor, pairs: np.ndarray, flips: np.ndarray, batch_size: int,
+                 warp: dict, seed: int, rank: int = 0, world_size: int = 1):
         self.images, self.pairs, self.flips, self.batch_size = images, pairs, flips, batch_size
+        self.warp, self.seed, self.rank, self.world_size = warp, seed, rank, world_size
+        D.shard(batch_size, rank, world_size, "animation batch_size")     # refuses a batch too small to split
 
     def __len__(self) -> int:
-        return -(-len(self.pairs) // self.batch_size)
+        full, tail = divmod(len(self.pairs), self.batch_size)
+        return full + (1 if tail >= self.world_size else 0)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for start in range(0, len(self.pairs), self.batch_size):
-            pairs = torch.from_numpy(self.pairs[start:start + self.batch_size])
-            flips = torch.from_numpy(self.flips[start:start + self.batch_size])
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, RandomTransform, float]]:
+        for index in range(len(self)):
+            start = index * self.batch_size
+            size = min(self.batch_size, len(self.pairs) - start)
+            transform = RandomTransform(size, **self.warp,
+                                        generator=torch.Generator().manual_seed(self.seed * 1_000_003 + index))
+            rows = D.shard(size, self.rank, self.world_size)
+            pairs = torch.from_numpy(self.pairs[start:start + size][rows])
+            flips = torch.from_numpy(self.flips[start:start + size][rows])
             source, driving = self.images[pairs[:, 0]], self.images[pairs[:, 1]]
             source[flips], driving[flips] = source[flips].flip(2), driving[flips].flip(2)
-            yield source, driving
+            yield source, driving, transform.rows(rows), D.shard_weight(size, self.rank, self.world_size)
 
 
 class AnimationTask:
@@ -99,14 +116,14 @@ class AnimationTask:
         pairs = np.concatenate([distinct_pairs(frames, c.pairs_per_video, rng) for frames in self.videos])
         pairs = pairs[rng.permutation(len(pairs))]
         flips = (rng.random(len(pairs)) < 0.5) if c.flip else np.zeros(len(pairs), bool)
-        per_rank = len(pairs) // world_size                  # every rank gets as many batches
-        mine = slice(rank, per_rank * world_size, world_size)
-        return PairBatches(self.train_images, pairs[mine], flips[mine], c.batch_size)
+        warp = {"sigma_affine": c.sigma_affine, "sigma_tps": c.sigma_tps, "points_tps": c.points_tps}
+        return PairBatches(self.train_images, pairs, flips, c.batch_size, warp, seed=c.seed * 10_007 + epoch,
+                           rank=rank, world_size=world_size)
 
     def training_step(self, batch, ctx) -> dict[str, float]:
         c = self.config
-        source, driving = (to_tensor(x, ctx.device) for x in batch)
-        transform = RandomTransform(len(driving), c.sigma_affine, c.sigma_tps, c.points_tps, device=ctx.device)
+        source, driving = (to_tensor(x, ctx.device) for x in batch[:2])
+        transform, share = batch[2].rows(slice(None), ctx.device), batch[3]
         transformed = transform.transform_frame(driving)
         # One forward over the three batches: DDP allows one forward per backward, and it is faster.
         kp_source, kp_driving, kp_transformed = split_keypoints(
@@ -126,12 +143,12 @@ class AnimationTask:
             adv, fm = adversarial_terms(judged)
             loss_g = loss_g + c.adversarial_weight * adv + c.feature_matching_weight * fm
             logs.update(g_adv=adv.detach(), feature_matching=fm.detach())
-        ctx.backward(loss_g, "G")
+        ctx.backward(loss_g * share, "G")
         logs["loss_g"] = loss_g.detach()
         if adversarial:
             judged = ctx.modules["discriminator"](torch.cat([driving, prediction.detach()]))
             loss_d = sum(d_hinge_loss(*logits.chunk(2)) for _, logits in judged.values())
-            ctx.backward(loss_d, "D")
+            ctx.backward(loss_d * share, "D")
             logs["loss_d"] = loss_d.detach()
         return logs
 
@@ -210,7 +227,7 @@ def train_animation(config: AnimationConfig, checkpoint_dir: str | Path, run=Non
     """Train in the shared loop (resuming from checkpoint_dir/last), export the generator checkpoint into
     checkpoint_dir itself, and with a run log a short animated video made by `animate` from world files
     (the real MTCNN path) with its recipe. Returns (FitResult, checkpoint_dir)."""
-    task = make_task(config, faces)
+    task = D.main_first(make_task, config, faces)      # rank 0 fills the crop cache, the others read it
     trainer = Trainer(task, config.train_config(checkpoint_dir, **train_overrides), run=run)
     result = trainer.fit()
     last = result.history[-1] if result.history else {}
@@ -218,7 +235,7 @@ def train_animation(config: AnimationConfig, checkpoint_dir: str | Path, run=Non
             "training": {"world": str(config.world), "frames": int(len(task.train_images)),
                          "epochs": result.epochs_run},
             "metrics": {k: v for k, v in last.items() if k.startswith(("val/", "train/"))}}
-    path = save_animation(checkpoint_dir, trainer.modules, config, meta)
+    path = D.main_only(save_animation, checkpoint_dir, trainer.modules, config, meta)   # rank 0 writes
     if run is not None and sample_video:
         log_sample_video(path, Path(config.world), task.eval_videos, run, config.device)
     return result, path

@@ -15,12 +15,20 @@ SSIM_C2 = 0.03 ** 2
 
 
 def weighted_l1(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean |pred - target|, or its weighted mean over pixels (weight broadcast over channels)."""
+    """Mean |pred - target|, or the mean over crops of its weighted mean over each crop's pixels (weight
+    broadcast over channels)."""
     diff = (pred - target).abs()
     if weight is None:
         return diff.mean()
-    weight = weight.expand_as(diff)
-    return (diff * weight).sum() / weight.sum().clamp_min(1e-6)
+    return per_crop_weighted_mean(diff, weight)
+
+
+def per_crop_weighted_mean(values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Each crop's weighted mean, then their plain mean: every crop counts the same whatever its face size,
+    and a batch split over DDP ranks averages to the whole batch's loss (a weighted mean over the whole batch
+    would not)."""
+    weight = weight.expand_as(values)
+    return ((values * weight).flatten(1).sum(1) / weight.flatten(1).sum(1).clamp_min(1e-6)).mean()
 
 
 def pyramid_l1(pred: torch.Tensor, target: torch.Tensor, levels: int, weight: torch.Tensor | None = None) -> torch.Tensor:
@@ -73,5 +81,4 @@ def dssim(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None 
     loss = (1.0 - ssim_map(pred, target)) / 2.0
     if weight is None:
         return loss.mean()
-    weight = weight.expand_as(loss)
-    return (loss * weight).sum() / weight.sum().clamp_min(1e-6)
+    return per_crop_weighted_mean(loss, weight)

@@ -12,7 +12,6 @@ every batch draws fresh warps, so passes over the footage are not a meaningful u
 from __future__ import annotations
 
 import hashlib
-import math
 import tempfile
 import warnings
 from pathlib import Path
@@ -24,6 +23,7 @@ import torch
 from forensics.figures import sample_grid
 from forensics.synthetic.faceset import FaceSet, load_faceset
 from forensics.training import Trainer
+from forensics.training import distributed as D
 from generators.faceswap.augment import apply_warps, hull_masks, sample_warps
 from generators.faceswap.checkpoint import save_generator
 from generators.faceswap.config import FAMILY, FaceswapConfig
@@ -90,22 +90,25 @@ class FaceswapTask:
                 "D": torch.optim.Adam(modules["discriminator"].parameters(), lr=cfg.lr_d, betas=betas)}
 
     def train_batches(self, epoch: int, rank: int, world_size: int) -> list[tuple]:
-        """Index batches and warp parameters per identity, reproducible from (seed, epoch, rank); every rank
-        gets the same count, together covering steps_per_epoch steps of the configured batch."""
+        """steps_per_epoch batches of index picks and warp parameters per identity, drawn from (seed, epoch)
+        alone; under torchrun each rank trains on its share of every batch (forensics.training.distributed
+        .shard), so batch_size is the global batch and N processes train the weights one process trains."""
         cfg = self.config
-        rng = np.random.default_rng([cfg.seed, epoch, rank])
-        steps = math.ceil(cfg.steps_per_epoch / world_size)
+        rng = np.random.default_rng([cfg.seed, epoch, 0])
+        rows = D.shard(cfg.batch_size, rank, world_size, "faceswap batch_size")
+        share = D.shard_weight(cfg.batch_size, rank, world_size)
         warp = cfg.warp_config()
         batches = []
-        for _ in range(steps):
+        for _ in range(cfg.steps_per_epoch):
             picks = {k: torch.from_numpy(rng.integers(0, len(v), cfg.batch_size)) for k, v in self.images.items()}
             warps = {k: sample_warps(rng, cfg.batch_size, warp) for k in self.images}
-            batches.append((picks, warps))
+            batches.append(({k: v[rows] for k, v in picks.items()},
+                            {k: {part: t[rows] for part, t in w.items()} for k, w in warps.items()}, share))
         return batches
 
     def training_step(self, batch, ctx) -> dict[str, Any]:
         cfg = self.config
-        picks, warps = batch
+        picks, warps, share = batch       # share: this rank's loss weight (1.0 in one process)
         inputs, targets, masks = {}, {}, {}
         for name in ("a", "b"):
             index = picks[name].to(self.device)
@@ -132,13 +135,13 @@ class FaceswapTask:
             # unwrapped D: under DDP, D's wrapper would wait for D gradients this loss never produces
             adv = g_hinge_loss(ctx.raw_modules["discriminator"](fakes))
             g_loss = g_loss + cfg.adv_weight * adv
-        ctx.backward(g_loss, "G")
+        ctx.backward(g_loss * share, "G")
         values.update(rec=rec.detach(), adv_g=adv.detach(), loss_g=g_loss.detach())
         if cfg.adv_weight > 0:
             logits = ctx.modules["discriminator"](torch.cat([reals, fakes.detach()]))
             real_logits, fake_logits = logits.float().split(len(reals))
             d_loss = d_hinge_loss(real_logits, fake_logits)
-            ctx.backward(d_loss, "D")
+            ctx.backward(d_loss * share, "D")
             values.update(loss_d=d_loss.detach(), d_real=real_logits.mean().detach(),
                           d_fake=fake_logits.mean().detach())
         return values
@@ -216,11 +219,11 @@ def train_faceswap(config: FaceswapConfig, checkpoint_dir: str | Path, run=None,
     """Train in the shared loop (resuming from checkpoint_dir/last), then export the generator into
     checkpoint_dir itself; with a run, also log a short swapped video of identity B (the "sample video at
     the end") and its recipe. Returns (FitResult, checkpoint_dir)."""
-    task = make_task(config, faces)
+    task = D.main_first(make_task, config, faces)      # rank 0 fills the crop cache, the others read it
     result = Trainer(task, config.train_config(checkpoint_dir, **train_overrides), run=run).fit()
     last = result.history[-1] if result.history else {}
     metrics = {k: v for k, v in last.items() if k.startswith(("val/", "train/"))}
-    path = task.export(checkpoint_dir, metrics)
+    path = D.main_only(task.export, checkpoint_dir, metrics)     # rank 0 writes; the others get its path
     if run is not None and sample_video and task.videos["b"]:
         log_sample_video(path, task.videos["b"][0], run, config.device)
     return result, path
