@@ -10,19 +10,20 @@ batch the person, light, camera noise and background say nothing about the label
 - VideoPairedBatches (the co-evolution's detector move): real crops, each paired with a product-path fake
   made from the same real video (any generator version so far) or with its own self-blend.
 
-A batch source yields lists of Samples per epoch, reproducibly from (seed, epoch, rank); the task turns
-them into tensors. Evaluation samples draw their pseudo-fakes from a seed tied to the crop, so the same
+A batch source yields lists of Samples per epoch, reproducibly from (seed, epoch); under torchrun each rank
+gets its share of every global batch. The task turns them into tensors. Evaluation samples draw their pseudo-fakes from a seed tied to the crop, so the same
 crop always gets the same fake and scores are comparable across epochs and runs.
 """
 from __future__ import annotations
 
 import hashlib
-from typing import Iterator, Protocol, Sequence, Sized
+from typing import Protocol, Sequence, Sized
 
 import cv2
 import numpy as np
 
 from forensics.data.crops import FAKE, CropRef, CropSet, Sample
+from forensics.training import distributed as D
 from generators.blending import self_blend
 
 
@@ -56,8 +57,8 @@ class CropSetBatches:
 
     Each real crop appears once per epoch; with `sbi` its pseudo-fake appears too, so the model sees the
     same face both ways and can only tell them apart by the blend. Dataset fakes are mixed in at the rate
-    they exist. Every rank shuffles with the shared seed and takes its own slice, so the ranks see disjoint
-    crops; a per-rank rng drives the pseudo-fakes and augmentation.
+    they exist. The epoch's order and every sample's draws come from (seed, epoch, position) alone, so under
+    torchrun each rank builds only its share of every global batch (see global_batches).
     """
 
     def __init__(self, crops: CropSet, batch_size: int, seed: int, augment: bool = True, sbi: bool = True):
@@ -70,31 +71,23 @@ class CropSetBatches:
         self.crops, self.batch_size, self.seed, self.augment, self.sbi = crops, batch_size, seed, augment, sbi
 
     def epoch(self, epoch: int, rank: int, world_size: int) -> list[list[Sample]]:
-        return list(self._batches(epoch, rank, world_size))
-
-    def _batches(self, epoch: int, rank: int, world_size: int) -> Iterator[list[Sample]]:
         crops = self.crops
-        rng = np.random.default_rng([self.seed, epoch, rank])
         order_rng = np.random.default_rng(self.seed * 100_003 + epoch)
         reals = [crops.reals[i] for i in order_rng.permutation(len(crops.reals))]
         fakes = [crops.fakes[i] for i in order_rng.permutation(len(crops.fakes))] if crops.fakes else []
-        reals = reals[rank::world_size]
-        fakes = fakes[rank::world_size]
-        per_batch = max(1, self.batch_size // 2)
         fake_share = len(fakes) / max(1, len(fakes) + (len(reals) if self.sbi else 0))
-        fake_iter = iter(fakes)
-        for start in range(0, len(reals) - per_batch + 1, per_batch):
-            batch: list[Sample] = []
-            for ref in reals[start:start + per_batch]:
-                batch.append(crops.real_sample(ref))
-                dataset_fake = next(fake_iter, None) if fakes and rng.random() < fake_share else None
-                if dataset_fake is not None:
-                    batch.append(crops.real_sample(dataset_fake))
-                elif self.sbi:
-                    batch.append(pseudo_fake(crops, ref, rng))
-            if self.augment:
-                batch = [augment_sample(s, rng) for s in batch]
-            yield batch
+
+        def pair(position: int) -> list[Sample]:
+            rng = np.random.default_rng([self.seed, epoch, position])
+            ref = reals[position]
+            batch = [crops.real_sample(ref)]
+            if fakes and rng.random() < fake_share:
+                batch.append(crops.real_sample(fakes[position % len(fakes)]))
+            elif self.sbi:
+                batch.append(pseudo_fake(crops, ref, rng))
+            return [augment_sample(s, rng) for s in batch] if self.augment else batch
+
+        return global_batches(len(reals), self.batch_size, rank, world_size, pair)
 
 
 # ---------------------------------------------------------------------- reals paired with fakes of their video
@@ -105,7 +98,8 @@ class VideoPairedBatches:
     fakes_by_video: real video (CropRef.video) -> crops of fakes made from it (a face swap onto it, an
     animation of its first frame: any generator version, so older versions are replayed); a real whose video
     has no fake gets its self-blend. sbi_fraction: share of self-blends even where product fakes exist, so the
-    generic blend cue stays learned. One epoch visits every real crop once.
+    generic blend cue stays learned. One epoch visits every real crop once; draws come from (seed, epoch,
+    position) alone, so under torchrun each rank builds only its share of every global batch.
     """
 
     def __init__(self, crops: CropSet, reals: list[CropRef], fakes_by_video: dict[str, list[CropRef]],
@@ -118,23 +112,32 @@ class VideoPairedBatches:
         self.batch_size, self.seed, self.sbi_fraction, self.augment = batch_size, seed, float(sbi_fraction), augment
 
     def epoch(self, epoch: int, rank: int, world_size: int) -> list[list[Sample]]:
-        rng = np.random.default_rng([self.seed, epoch, rank, 0x71D])
-        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.reals))[rank::world_size]
-        per_batch = max(1, self.batch_size // 2)
-        batches = []
-        for start in range(0, len(order) - per_batch + 1, per_batch):
-            batch: list[Sample] = []
-            for index in order[start:start + per_batch]:
-                ref = self.reals[int(index)]
-                batch.append(self.crops.real_sample(ref))
-                pool = self.fakes_by_video.get(ref.video) or []
-                if pool and rng.random() >= self.sbi_fraction:
-                    fake = self.crops.real_sample(pool[int(rng.integers(len(pool)))])
-                    batch.append(Sample(fake.image, FAKE, fake.video, fake.frame, fake.method))
-                else:
-                    batch.append(pseudo_fake(self.crops, ref, rng))
-            batches.append([augment_sample(s, rng) for s in batch] if self.augment else batch)
-        return batches
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.reals))
+
+        def pair(position: int) -> list[Sample]:
+            rng = np.random.default_rng([self.seed, epoch, position, 0x71D])
+            ref = self.reals[int(order[position])]
+            batch = [self.crops.real_sample(ref)]
+            pool = self.fakes_by_video.get(ref.video) or []
+            if pool and rng.random() >= self.sbi_fraction:
+                fake = self.crops.real_sample(pool[int(rng.integers(len(pool)))])
+                batch.append(Sample(fake.image, FAKE, fake.video, fake.frame, fake.method))
+            else:
+                batch.append(pseudo_fake(self.crops, ref, rng))
+            return [augment_sample(s, rng) for s in batch] if self.augment else batch
+
+        return global_batches(len(order), self.batch_size, rank, world_size, pair)
+
+
+def global_batches(count: int, batch_size: int, rank: int, world_size: int, pair) -> list[list[Sample]]:
+    """The epoch's batches of batch_size // 2 positions (each a real crop and its fake, `pair(position)`) for
+    this rank: its share of every global batch (forensics.training.distributed.shard). Each position's draws
+    depend on the position alone, so the ranks together see exactly the samples one process sees, and
+    --batch-size is the global batch at any number of processes. A last partial batch is dropped."""
+    per_batch = max(1, batch_size // 2)
+    rows = D.shard(per_batch, rank, world_size, "batch of real crops (half --batch-size)")
+    return [[sample for position in range(start, start + per_batch)[rows] for sample in pair(position)]
+            for start in range(0, count - per_batch + 1, per_batch)]
 
 
 # ---------------------------------------------------------------------- augmentation

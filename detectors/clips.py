@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from detectors.batches import augment_sample
+from detectors.batches import augment_sample, global_batches
 from forensics.data.cache import CacheEntry, FaceCache
 from forensics.data.crops import FAKE, REAL, LabelledRefs, Sample, crop_landmarks
 from generators.blending import self_blend
@@ -152,23 +152,21 @@ class ClipBatches:
 
     def epoch(self, epoch: int, rank: int, world_size: int) -> list[list[Sample]]:
         clips = self.clips
-        rng = np.random.default_rng([self.seed, epoch, rank, 0xC11])
-        order = np.random.default_rng([self.seed, epoch]).permutation(len(clips.reals))[rank::world_size]
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(clips.reals))
         fakes = clips.fakes
         fake_share = len(fakes) / max(1, len(fakes) + len(clips.reals)) if self.pseudo else 1.0
-        per_batch = max(1, self.batch_size // 2)
-        batches = []
-        for start in range(0, len(order) - per_batch + 1, per_batch):
-            batch = []
-            for index in order[start:start + per_batch]:
-                ref = clips.reals[int(index)]
-                batch.append(clips.sample(ref))
-                if fakes and rng.random() < fake_share:
-                    batch.append(clips.sample(fakes[int(rng.integers(len(fakes)))]))
-                else:
-                    batch.append(clips.pseudo_fake(ref, rng, self.kinds))
-            batches.append([augment_clip(s, rng) for s in batch] if self.augment else batch)
-        return batches
+
+        def pair(position: int) -> list[Sample]:
+            rng = np.random.default_rng([self.seed, epoch, position, 0xC11])
+            ref = clips.reals[int(order[position])]
+            batch = [clips.sample(ref)]
+            if fakes and rng.random() < fake_share:
+                batch.append(clips.sample(fakes[int(rng.integers(len(fakes)))]))
+            else:
+                batch.append(clips.pseudo_fake(ref, rng, self.kinds))
+            return [augment_clip(s, rng) for s in batch] if self.augment else batch
+
+        return global_batches(len(order), self.batch_size, rank, world_size, pair)
 
 
 def augment_clip(sample: Sample, rng: np.random.Generator) -> Sample:

@@ -36,6 +36,7 @@ from forensics.data.cache import FaceCache
 from forensics.data.crops import CropSet, Sample
 from forensics.device import resolve_device
 from forensics.training import TrainConfig, Trainer, load_module_weights
+from forensics.training import distributed as D
 from generators.blending.temporal import TEMPORAL_KINDS
 
 CHECKPOINT_KEYS = ("format", "detector", "weights_sha256")   # written by save_detector itself
@@ -151,12 +152,13 @@ def by_kind(samples: Sequence[Sample], logits: np.ndarray, aggregate: str) -> di
 
 def train_detector(config: DetectorTrainConfig, cache: FaceCache, out_dir: str | Path, run=None,
                    resume: bool = True, register_as: str | None = CHALLENGER, progress: bool = True,
-                   keep_refused: bool = False, data: TrainingData | None = None) -> DetectorTrainResult:
+                   keep_refused: bool = False, data: TrainingData | None = None) -> DetectorTrainResult | None:
     """Train on the cache's train split (see the module docstring); register_as=None: do not register.
 
     A refused calibration (detectors.calibrate) raises CalibrationError, unless keep_refused: then the
     model is kept with a plain sigmoid (a=1, b=0), the threshold set under it, and the refusal recorded in
     the result and the checkpoint (benchmark rows, scored by AUC and never registered, report it so).
+    Under torchrun every rank trains and rank 0 alone does the rest; the other ranks return None.
     """
     if keep_refused and register_as:
         raise ValueError("train_detector: a model kept despite a refused calibration is never registered")
@@ -169,6 +171,8 @@ def train_detector(config: DetectorTrainConfig, cache: FaceCache, out_dir: str |
                                         checkpoint_dir=str(out_dir / "checkpoints"), resume=resume,
                                         progress=progress), run=run)
     fit = trainer.fit()
+    if not D.is_main():      # under torchrun, rank 0 alone calibrates, tests, saves and registers
+        return None
     model = task.model
     model.load_state_dict(load_module_weights(out_dir / "checkpoints" / "best", "model"))
     device = resolve_device(config.device)
@@ -247,16 +251,19 @@ class MoveResult:
 def continue_training(start_dir: str | Path, out_dir: str | Path, checkpoint_dir: str | Path, batches: BatchSource,
                       validation: Sequence[Sample], epochs: int, patience: int | None, lr: float, seed: int,
                       device: str, batch_size: int = 32, progress: bool = True, run=None,
-                      extra_meta: dict | None = None) -> MoveResult:
+                      extra_meta: dict | None = None) -> MoveResult | None:
     """Warm-start from the detector in start_dir and train on `batches` until validation frame AUC stops
     improving (or `epochs`), keep the best epoch, calibrate on the validation samples (video level) and save
-    to out_dir. A refused calibration saves nothing and says why (MoveResult.refused)."""
+    to out_dir. A refused calibration saves nothing and says why (MoveResult.refused). Under torchrun every
+    rank trains its share of each batch and rank 0 alone calibrates and saves; the others return None."""
     config = DetectorTrainConfig(lr=lr, weight_decay=1e-4, epochs=epochs, patience=patience, batch_size=batch_size,
                                  seed=seed, device=device)
     task = DetectorTask(config, batches, validation, start_from=start_dir)
     fit = Trainer(task, TrainConfig(epochs=epochs, device=device, seed=seed, patience=patience, monitor="val/auc",
                                     mode="max", checkpoint_dir=str(checkpoint_dir), progress=progress, log_every=5),
                   run=run).fit()
+    if not D.is_main():      # under torchrun, rank 0 alone calibrates and saves
+        return None
     model = task.model
     model.load_state_dict(load_module_weights(Path(checkpoint_dir) / "best", "model"))
     where = resolve_device(device)
