@@ -23,6 +23,7 @@ examples:
   forensics coevolve --generator faceswap=runs/swap37 --generator myfamily=runs/mine
   forensics coevolve --preset gpu --device cuda --generator faceswap=runs/faceswap-gpu --generator animation=runs/animation-gpu
   forensics coevolve --preset my_experiment.yaml --json > rounds.json
+  torchrun --standalone --nproc-per-node 4 -m forensics.cli.main coevolve --preset gpu   # moves on 4 GPUs
 Interrupted? Run the same command again: it resumes at the step it was in (rounds extend with --rounds).
 The final detector is registered as forensics-detector@champion, which `forensics detect` uses by default.
 """
@@ -128,6 +129,8 @@ def run(args) -> int:
     try:
         if seeds is not None:
             aggregate = run_seeds(config, args.out, seeds, progress=not args.quiet)
+            if aggregate is None:      # a torchrun rank other than 0: rank 0 reports
+                return 0
             print(json.dumps(aggregate, indent=2) if args.json else seeds_table(aggregate))
             print(f"\n{len(seeds)} run(s) in {(time.perf_counter() - started) / 60:.1f} min -> {args.out}/seed_*, "
                   f"{args.out}/seeds.md", file=sys.stderr if args.json else sys.stdout)
@@ -136,6 +139,8 @@ def run(args) -> int:
                                   run_name=args.run_name)
     except ValueError as exc:      # checkpoints, resolutions, families, a foreign OUT, a small world: the user's
         return _usage(" ".join(str(exc).split()))
+    if records is None:                # a torchrun rank other than 0: rank 0 reports
+        return 0
     if args.json:
         print(json.dumps(records, indent=2, default=str))
         return 0

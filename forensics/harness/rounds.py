@@ -11,6 +11,7 @@ MLflow: a parent run in experiment `coevolve` and one nested run per round; see 
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -20,19 +21,17 @@ from pathlib import Path
 
 import numpy as np
 
-from detectors.batches import VideoPairedBatches, evaluation_samples
 from detectors.checkpoint import load_detector
 from detectors.temporal import is_clip_model
 from detectors.promote import CHALLENGER, CHAMPION, register as register_model, resolve, resolve_detector
-from detectors.train import continue_training
 from forensics.data.cache import CacheConfig, FaceCache
-from forensics.data.crops import FAKE, CropRef, CropSet
 from forensics.device import resolve_device
 from forensics.harness.config import NOT_HASHED
 from forensics.harness.evasion import evade, g0_quality
 from forensics.harness.fakes import FakeStore, WorldRoles, sample_targets
 from forensics.harness.gate import decide
 from forensics.harness.logbook import Prefixed, open_run
+from forensics.harness.moves import ORDER_TIMEOUT_S, MoveOrder, follow_orders, play_detector_move, send_order
 from forensics.harness.panel import SBI, Panel, PanelScorer
 from forensics.harness.quality import quality_selection
 from forensics.harness.report import (append_once, finite, log_round, log_start, matrix, round_record, step_brief,
@@ -41,6 +40,7 @@ from forensics.harness.state import STEPS, CoevolveState
 from forensics.io import atomic_write_json
 from forensics.probes import ProbeTrainConfig, train_probes
 from forensics.synthetic.faceset import load_faceset
+from forensics.training import distributed as D
 from generators.evasion import ProductSurrogate
 from generators.registry import get_generator
 
@@ -48,9 +48,20 @@ EXPERIMENT = "coevolve"
 
 
 def run_coevolution(config, out_dir: str | Path, register: bool = True, progress: bool = True,
-                    run_name: str | None = None) -> list[dict]:
-    """Run (or resume) config.rounds rounds into out_dir; returns one record per finished round."""
-    return Harness(config, Path(out_dir), progress=progress).run(register=register, run_name=run_name)
+                    run_name: str | None = None) -> list[dict] | None:
+    """Run (or resume) config.rounds rounds into out_dir; returns one record per finished round.
+
+    Under torchrun rank 0 plays the game and every rank trains the detector's moves (moves.py); the other
+    ranks return None."""
+    with D.job(resolve_device(config.device).type, timeout_s=ORDER_TIMEOUT_S):
+        if not D.is_main():
+            follow_orders()
+            return None
+        try:
+            with D.solo():           # probes and generator moves train on rank 0 alone
+                return Harness(config, Path(out_dir), progress=progress).run(register=register, run_name=run_name)
+        finally:
+            send_order(None)
 
 
 class Harness:
@@ -268,26 +279,20 @@ class Harness:
 
     def _step_detector(self, index: int, rdir: Path, run, register: bool) -> dict:
         cfg, champion = self.config, self.state.champion_at(index)
-        crops = CropSet(self.cache, None)
-        by_video: dict[str, list[CropRef]] = {}
-        fakes = {v.path: v.target for v in self.store.videos(role="fit")}
-        for ref in crops.refs:
-            if ref.video in fakes:
-                by_video.setdefault(fakes[ref.video], []).append(CropRef(ref.entry, ref.index, FAKE))
-        reals = [r for r in crops.refs if r.entry.split == "train" and r.label != FAKE]
-        seed = cfg.seed * 1009 + index
-        batches = VideoPairedBatches(crops, reals, by_video, cfg.detector_batch, seed, cfg.sbi_fraction)
-        validation = evaluation_samples(CropSet(self.cache, "val"), seed=seed, pseudo_fakes=True)
-        result = continue_training(champion["path"], rdir / "detector", rdir / "scratch" / "detector", batches,
-                                   validation, epochs=cfg.detector_epochs, patience=cfg.detector_patience,
-                                   lr=cfg.detector_lr, seed=seed, device=cfg.device, batch_size=cfg.detector_batch,
-                                   progress=self.progress, run=Prefixed(run, "detector"),
-                                   extra_meta={"coevolve": {"round": index, "started_from": champion,
-                                                            "config_hash": cfg.config_hash()}})
+        order = MoveOrder(start=str(champion["path"]), out=str(rdir / "detector"),
+                          checkpoints=str(rdir / "scratch" / "detector"), cache=str(self.cache.root),
+                          cache_config=dataclasses.asdict(self.cache.config),
+                          fakes={v.path: v.target for v in self.store.videos(role="fit")},
+                          seed=cfg.seed * 1009 + index, batch_size=cfg.detector_batch, sbi_fraction=cfg.sbi_fraction,
+                          epochs=cfg.detector_epochs, patience=cfg.detector_patience, lr=cfg.detector_lr,
+                          device=cfg.device, meta={"coevolve": {"round": index, "started_from": champion,
+                                                                "config_hash": cfg.config_hash()}})
+        send_order(order)                 # under torchrun, every rank trains its share of the move
+        result, pool = play_detector_move(order, run=Prefixed(run, "detector"), progress=self.progress)
         return {"candidate": str(result.model_dir) if result.model_dir else None, "refused": result.refused,
                 "threshold": result.threshold, "calibration": result.calibration, "validation": result.validation,
-                "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
-                "pool": {"reals": len(reals), "fake_videos": len(fakes), "paired_videos": len(by_video)}}
+                "best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "pool": pool,
+                "train_loss": [record.get("train/loss") for record in result.history]}
 
     def _step_panel(self, index: int, rdir: Path, run, register: bool) -> dict:
         detectors = {"D0": self.state.doc["initial"]["detector"]}

@@ -16,16 +16,21 @@ from forensics.harness.rounds import run_coevolution
 from forensics.io import atomic_write_json, atomic_write_text
 
 
-def run_seeds(config, out_dir: str | Path, seeds: list[int], progress: bool = True) -> dict:
-    """Run the game once per seed and write OUT/seeds.json and OUT/seeds.md; returns the aggregate."""
+def run_seeds(config, out_dir: str | Path, seeds: list[int], progress: bool = True) -> dict | None:
+    """Run the game once per seed and write OUT/seeds.json and OUT/seeds.md; returns the aggregate (under
+    torchrun, on rank 0; the other ranks train the detector's moves and return None)."""
     out_dir = Path(out_dir)
     if len(set(seeds)) != len(seeds) or not seeds:
         raise ValueError(f"coevolve: --seeds must list distinct seeds, got {seeds}")
     summaries = {}
     for seed in seeds:
-        run_coevolution(dataclasses.replace(config, seed=int(seed)), out_dir / f"seed_{seed}", register=False,
-                        progress=progress, run_name=f"coevolve-seed-{seed}")
+        records = run_coevolution(dataclasses.replace(config, seed=int(seed)), out_dir / f"seed_{seed}",
+                                  register=False, progress=progress, run_name=f"coevolve-seed-{seed}")
+        if records is None:          # a torchrun rank other than 0
+            continue
         summaries[seed] = json.loads((out_dir / f"seed_{seed}" / "summary.json").read_text())
+    if not summaries:
+        return None
     aggregate = aggregate_seeds(summaries)
     atomic_write_json(out_dir / "seeds.json", aggregate)
     atomic_write_text(out_dir / "seeds.md", seeds_table(aggregate) + "\n")
