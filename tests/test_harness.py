@@ -38,7 +38,8 @@ from forensics.data.prepare import cache_dataset
 from forensics.figures import caption_strip_height
 from forensics.harness import CoevolveConfig, run_coevolution
 from forensics.harness.evasion import evade, g0_quality
-from forensics.harness.fakes import WorldRoles
+from forensics.harness.fakes import FakeStore, WorldRoles
+from forensics.harness.moves import MoveOrder, play_detector_move
 from forensics.harness.panel import Panel
 from forensics.harness.quality import quality_selection
 from forensics.harness.rounds import Harness
@@ -290,6 +291,42 @@ def test_interrupted_run_resumes_at_the_step_it_was_in(parts, tmp_path):
     refused = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "different co-evolution config" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_under_torchrun_every_rank_trains_the_detector_move_and_rank_0_alone_plays(parts, tmp_path, empty_db):
+    shutil.copy(empty_db, tmp_path / "mlflow.db")
+    preset = tmp_path / "experiment.yaml"
+    preset.write_text(yaml.safe_dump(mini_config(parts).to_dict()))
+    out = tmp_path / "out"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}", "OMP_NUM_THREADS": "1",
+           "FORENSICS_MLFLOW_OFFLINE_DIR": str(tmp_path / "offline")}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           "-m", "forensics.cli.main", "coevolve", "--preset", str(preset), "--out", str(out),
+                           "--no-register"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    state = json.loads((out / "state.json").read_text())
+    move = state["rounds"]["1"]["steps"]["detector"]
+    assert state["rounds"]["1"]["done"] and move["pool"]["processes"] == 2 and move["epochs_run"] >= 1
+    # One game: one report, one round record, one parent and one round run in MLflow.
+    assert proc.stdout.count("panel after the last round") == 1 and len(read_jsonl(out / "rounds.jsonl")) == 1
+    parents, children = coevolve_runs(client_for(env["MLFLOW_TRACKING_URI"]))
+    assert len(parents) == 1 and len(children) == 1 and children[0].info.status == "FINISHED"
+
+    # The same move in one process, from the same order: the two ranks' batches hold exactly its samples
+    # (tests/test_ddp_jobs.py); BatchNorm sees half batches per rank, so the figures agree within a tolerance.
+    order = MoveOrder(start=str(parts["detector"]), out=str(tmp_path / "single"), checkpoints=str(tmp_path / "ckpt"),
+                      cache=str(out / "cache"),
+                      cache_config=json.loads((out / "cache" / "settings.json").read_text())["config"],
+                      fakes={v.path: v.target for v in FakeStore(out / "fakes").videos(role="fit")},
+                      seed=mini_config(parts).seed * 1009 + 1, batch_size=8, sbi_fraction=0.3, epochs=2, patience=1,
+                      lr=1e-3, device="cpu", meta={})
+    single, pool = play_detector_move(order, progress=False)
+    assert pool == {**move["pool"], "processes": 1}
+    assert single.epochs_run == move["epochs_run"] and len(move["train_loss"]) == move["epochs_run"]
+    # The first epoch starts from the same weights on the same samples: its mean training loss differs only by
+    # what per-rank BatchNorm statistics change.
+    first = single.history[0]["train/loss"]
+    assert move["train_loss"][0] == pytest.approx(first, rel=0.15), (move["train_loss"], first)
 
 
 # ---------------------------------------------------------------- the generator's move
