@@ -6,6 +6,8 @@ import tempfile
 
 import pytest
 
+from forensics.synthetic import WorldConfig, generate_world
+
 # Before any fixture of any scope runs: a champion set by a module fixture notes its registry here, not in ~/.config.
 os.environ["FORENSICS_CONFIG_DIR"] = tempfile.mkdtemp(prefix="forensics-test-config-")
 
@@ -20,7 +22,6 @@ def own_config_dir(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="session")
 def tiny_world(tmp_path_factory):
     """A 4-identity synthetic world (1 video each, 6 frames, 160 px), rendered once per test session."""
-    from forensics.synthetic import WorldConfig, generate_world
 
     root = tmp_path_factory.mktemp("tiny_world")
     generate_world(root, WorldConfig(identities=4, videos_per_identity=1, frames=6, size=160, seed=3),

@@ -9,6 +9,16 @@ import numpy as np
 import pytest
 import torch
 
+from forensics.media import iter_frames, probe, write_video
+from forensics.synthetic import WorldConfig, generate_world
+from forensics.synthetic.faceset import load_faceset
+from forensics.training import load_module_weights
+from generators.animation import (AnimationConfig, DenseMotionNetwork, GeneratorCheckpointError, KeypointDetector,
+                                  OcclusionAwareGenerator, animate, build_modules, load_animation, reenact_crops,
+                                  train_animation, transfer)
+from generators.animation.keypoints import heatmap_to_keypoints, kp2gaussian, make_coordinate_grid
+from generators.animation.losses import RandomTransform, equivariance_loss
+
 TINY = dict(size=32, num_kp=5, head_kernel=3, kp_block_expansion=8, kp_num_blocks=2, kp_max_features=32,
             dm_block_expansion=8, dm_num_blocks=2, dm_max_features=32, gen_block_expansion=8, gen_max_features=32,
             gen_down_blocks=2, gen_bottleneck_blocks=1, disc_block_expansion=8, disc_num_blocks=2,
@@ -18,8 +28,6 @@ TINY = dict(size=32, num_kp=5, head_kernel=3, kp_block_expansion=8, kp_num_block
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from forensics.synthetic import WorldConfig, generate_world
-
     root = tmp_path_factory.mktemp("anim_world")
     generate_world(root, WorldConfig(identities=2, videos_per_identity=2, frames=8, size=128, seed=5), progress=False)
     return root
@@ -48,7 +56,6 @@ class RecordingRun:
 @pytest.fixture(scope="module")
 def trained(world, tmp_path_factory):
     """A tiny model trained for two epochs (the second adversarial) and exported as a checkpoint."""
-    from generators.animation import AnimationConfig, train_animation
 
     config = AnimationConfig(**TINY, world=str(world), device="cpu")
     run = RecordingRun(tmp_path_factory.mktemp("anim_run"))
@@ -64,8 +71,6 @@ def smooth_images(batch: int, size: int, seed: int = 0) -> torch.Tensor:
 
 
 def test_keypoints_are_inside_the_image_with_one_per_heatmap():
-    from generators.animation import KeypointDetector
-
     torch.manual_seed(0)
     detector = KeypointDetector(num_kp=6, block_expansion=8, num_blocks=2, max_features=32, head_kernel=3).eval()
     out = detector(smooth_images(3, 32))
@@ -75,8 +80,6 @@ def test_keypoints_are_inside_the_image_with_one_per_heatmap():
 
 
 def test_soft_argmax_finds_a_bright_spot_where_it_is():
-    from generators.animation.keypoints import heatmap_to_keypoints, kp2gaussian
-
     where = torch.tensor([[[0.5, -0.25]]])
     blob = kp2gaussian(where, (33, 33), variance=0.002)
     found = heatmap_to_keypoints(blob / blob.sum(dim=(2, 3), keepdim=True))
@@ -86,8 +89,6 @@ def test_soft_argmax_finds_a_bright_spot_where_it_is():
 def test_random_transform_moves_pixels_the_way_it_moves_coordinates():
     """The equivariance loss is only right if transform_frame and warp_coordinates agree: a spot seen at p
     in the warped image must sit at T(p) in the original."""
-    from generators.animation.keypoints import heatmap_to_keypoints, kp2gaussian
-    from generators.animation.losses import RandomTransform
 
     where = torch.tensor([[[0.2, -0.1]]])
     image = kp2gaussian(where, (65, 65), variance=0.002)
@@ -99,9 +100,6 @@ def test_random_transform_moves_pixels_the_way_it_moves_coordinates():
 
 
 def test_equivariance_loss_is_zero_for_the_identity_and_positive_otherwise():
-    from generators.animation import KeypointDetector
-    from generators.animation.losses import RandomTransform, equivariance_loss
-
     torch.manual_seed(0)
     detector = KeypointDetector(num_kp=5, block_expansion=8, num_blocks=2, max_features=32, head_kernel=3)
     frames = smooth_images(4, 32, seed=1)
@@ -116,9 +114,6 @@ def test_equivariance_loss_is_zero_for_the_identity_and_positive_otherwise():
 
 
 def test_dense_motion_with_no_keypoint_motion_is_the_identity_warp():
-    from generators.animation import DenseMotionNetwork, OcclusionAwareGenerator
-    from generators.animation.keypoints import make_coordinate_grid
-
     torch.manual_seed(0)
     net = DenseMotionNetwork(num_kp=5, block_expansion=8, num_blocks=2, max_features=32, head_kernel=3)
     source = smooth_images(2, 32)
@@ -151,7 +146,6 @@ def test_task_trains_in_the_shared_loop_with_both_optimizers(trained):
     assert grid.dtype == np.uint8 and grid.shape[0] >= 3 * 128  # rows: source / driving / generated
     assert (trained["model_dir"] / "last" / "state.safetensors").is_file()
     # the sample video at the end is made by `animate` from the world's files, with its recipe
-    from forensics.media import probe
 
     (video,) = run.artifacts
     (recipe,) = run.dicts.values()
@@ -159,11 +153,6 @@ def test_task_trains_in_the_shared_loop_with_both_optimizers(trained):
 
 
 def test_checkpoint_roundtrip_reproduces_the_trained_model(trained, tmp_path):
-    from forensics.synthetic.faceset import load_faceset
-    from forensics.training import load_module_weights
-    from generators.animation import (GeneratorCheckpointError, build_modules, load_animation, reenact_crops,
-                                      transfer)
-
     model_dir = trained["model_dir"]
     document = json.loads((model_dir / "config.json").read_text())
     assert document["family"] == "animation" and document["config"]["size"] == 32
@@ -196,9 +185,6 @@ def test_checkpoint_roundtrip_reproduces_the_trained_model(trained, tmp_path):
 
 
 def test_animate_writes_the_driver_length_and_rate(trained, world, tmp_path):
-    from forensics.media import iter_frames, probe
-    from generators.animation import animate
-
     videos = sorted((world / "videos").rglob("*.mp4"))
     driving = videos[-1]
     source = next(iter(iter_frames(videos[0]))).image
@@ -224,9 +210,6 @@ def test_animate_writes_the_driver_length_and_rate(trained, world, tmp_path):
 
 def test_animate_errors_are_one_line_and_name_the_file(trained, world, tmp_path):
     import cv2
-
-    from forensics.media import iter_frames, write_video
-    from generators.animation import GeneratorCheckpointError, animate
 
     driving = sorted((world / "videos").rglob("*.mp4"))[0]
     blank_image = tmp_path / "blank.png"

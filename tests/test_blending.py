@@ -8,14 +8,13 @@ import sys
 import numpy as np
 import pytest
 
-from generators.blending import SBIConfig, landmark_mask, self_blend, template_landmarks
+from forensics.faces import align_face, template_in_crop
 from forensics.landmarks import five_points
+from forensics.synthetic import FrameState, SceneConfig, render_frame, world_identity
+from generators.blending import SBIConfig, landmark_mask, self_blend, template_landmarks
 
 
 def _render(k: int, size: int, yaw: float = 0.0):
-    from forensics.faces import align_face
-    from forensics.synthetic import FrameState, SceneConfig, five_points, render_frame, world_identity
-
     frame, truth = render_frame(world_identity(0, k), FrameState(yaw=yaw, mouth_open=0.3), SceneConfig(), 2 * size)
     crop, matrix = align_face(frame, five_points(truth.landmarks), size=size, margin=0.25)
     lm68 = truth.landmarks.astype(np.float64) @ matrix[:, :2].T + matrix[:, 2]
@@ -108,8 +107,6 @@ def test_non_square_crop_and_five_points(face128):
 
 
 def test_template_copy_matches_forensics_faces():
-    from forensics.faces import template_in_crop
-
     for size, margin in ((128, 0.25), (224, 0.4), (64, 0.0)):
         assert np.allclose(template_landmarks(size, size, margin), template_in_crop(size, margin), atol=1e-4)
 

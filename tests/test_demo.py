@@ -6,6 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from mlflow import MlflowClient
+
+from forensics.cli.main import main
+from forensics.tracking import resolve_model
 
 pytestmark = pytest.mark.slow
 
@@ -18,11 +22,6 @@ def store(tmp_path, monkeypatch):
 
 
 def test_demo_miniature_runs_the_whole_path(store, capsys):
-    from mlflow import MlflowClient
-
-    from forensics.cli.main import main
-    from forensics.tracking import resolve_model
-
     assert main(["demo", "--preset", "mini", "--out", str(store / "demo")]) == 0
     printed = capsys.readouterr().out
     assert "forensics ui" in printed and "decision:" in printed and "panel after the last round" in printed

@@ -4,12 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from forensics.faces.align import template_in_crop
+from forensics.synthetic import five_points
+from forensics.synthetic.faceset import load_faceset
+
 
 def test_faceset_aligns_truth_onto_template_and_caches(tiny_world):
-    from forensics.synthetic.faceset import load_faceset
-    from forensics.faces.align import template_in_crop
-    from forensics.synthetic import five_points
-
     faces = load_faceset(tiny_world, size=64, margin=0.25)
     assert faces.images.shape == (4 * 6, 64, 64, 3) and faces.images.dtype == np.uint8
     assert faces.landmarks.shape == (24, 68, 2)
@@ -27,7 +27,5 @@ def test_faceset_aligns_truth_onto_template_and_caches(tiny_world):
 
 
 def test_faceset_rejects_a_folder_that_is_not_a_world(tmp_path):
-    from forensics.synthetic.faceset import load_faceset
-
     with pytest.raises(ValueError, match="not a synthetic world"):
         load_faceset(tmp_path)

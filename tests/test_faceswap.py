@@ -13,6 +13,15 @@ import numpy as np
 import pytest
 import torch
 
+from forensics.faces import get_face_detector
+from forensics.media import probe, sample_frames, write_video
+from forensics.synthetic import WorldConfig, generate_world
+from forensics.synthetic.faceset import load_faceset
+from forensics.training import Trainer
+from generators.faceswap import FaceswapConfig, generate, load_faceswap, make_task, swap_crops, swap_video
+from generators.faceswap.augment import WarpConfig, apply_warps, hull_masks, sample_warps
+from generators.registry import load_generator
+
 TINY = dict(size=32, encoder_channels=8, bottleneck_channels=32, latent_dim=32, decoder_channels=32, disc_channels=8,
             epochs=2, steps_per_epoch=10, batch_size=4, lr=2e-3, adv_start_epoch=1, eval_frames=4, preview=2,
             device="cpu", seed=0)
@@ -20,8 +29,6 @@ TINY = dict(size=32, encoder_channels=8, bottleneck_channels=32, latent_dim=32, 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from forensics.synthetic import WorldConfig, generate_world
-
     root = tmp_path_factory.mktemp("faceswap_world")
     generate_world(root, WorldConfig(identities=2, videos_per_identity=1, frames=8, size=128, seed=5), progress=False)
     return root
@@ -30,8 +37,6 @@ def world(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(world, tmp_path_factory):
     """(task, FitResult, checkpoint dir) of a 2-epoch run; the adversarial term is on in epoch 1."""
-    from forensics.training import Trainer
-    from generators.faceswap import FaceswapConfig, make_task
 
     config = FaceswapConfig(world=str(world), identity_a=0, identity_b=1, **TINY)
     task = make_task(config)
@@ -46,8 +51,6 @@ def _video_of(world: Path, identity: int) -> Path:
 
 
 def test_warps_move_the_input_but_not_the_target():
-    from generators.faceswap.augment import WarpConfig, apply_warps, sample_warps
-
     rng = np.random.default_rng(0)
     images = torch.rand(3, 3, 32, 32)
     masks = torch.rand(3, 1, 32, 32)
@@ -73,9 +76,6 @@ def test_warps_move_the_input_but_not_the_target():
 
 
 def test_hull_mask_targets_cover_the_face_only(world):
-    from forensics.synthetic.faceset import load_faceset
-    from generators.faceswap.augment import hull_masks
-
     faces = load_faceset(world, size=32)
     masks = hull_masks(faces.landmarks[:4], 32)
     assert masks.shape == (4, 32, 32) and masks.min() >= 0 and masks.max() == pytest.approx(1.0)
@@ -99,9 +99,6 @@ def test_task_trains_in_the_shared_loop_and_losses_decrease(trained):
 
 
 def test_checkpoint_roundtrip_without_pickle(trained):
-    from generators.faceswap import load_faceswap
-    from generators.registry import load_generator
-
     task, _, ckpt = trained
     weights = ckpt / "generator.safetensors"
     header = int.from_bytes(weights.read_bytes()[:8], "little")
@@ -117,9 +114,6 @@ def test_checkpoint_roundtrip_without_pickle(trained):
 
 
 def test_mask_head_output_is_a_probability_map_learned_from_the_hull(trained, world):
-    from forensics.synthetic.faceset import load_faceset
-    from generators.faceswap import generate, load_faceswap, swap_crops
-
     faces = load_faceset(world, size=32).of_identity(1)
     rgb, masks = generate(load_faceswap(trained[2]), faces.images[:4], "a")
     assert rgb.shape == (4, 32, 32, 3) and masks.shape == (4, 32, 32)
@@ -130,10 +124,6 @@ def test_mask_head_output_is_a_probability_map_learned_from_the_hull(trained, wo
 
 
 def test_swap_video_keeps_timing_and_leaves_the_background_alone(trained, world, tmp_path):
-    from forensics.faces import get_face_detector
-    from forensics.media import probe, sample_frames
-    from generators.faceswap import swap_video
-
     target = _video_of(world, 1)
     out = tmp_path / "swapped.mp4"
     recipe = swap_video(trained[2], target, out, source="a")
@@ -163,9 +153,6 @@ def test_swap_video_keeps_timing_and_leaves_the_background_alone(trained, world,
 
 
 def test_poisson_blending_and_sparse_detection_also_convert(trained, world, tmp_path):
-    from forensics.media import probe
-    from generators.faceswap import swap_video
-
     recipe = swap_video(trained[2], _video_of(world, 1), tmp_path / "p.mp4", source="a", blend="poisson",
                         colour="none", every=3)
     assert recipe["blending"] == "poisson" and recipe["detect_every"] == 3
@@ -173,8 +160,6 @@ def test_poisson_blending_and_sparse_detection_also_convert(trained, world, tmp_
 
 
 def test_wrong_or_mismatched_checkpoints_fail_in_one_line(trained, tmp_path):
-    from generators.faceswap import load_faceswap, swap_crops, swap_video
-
     ckpt = trained[2]
     other = tmp_path / "animation"
     shutil.copytree(ckpt, other, ignore=shutil.ignore_patterns("last", "best"))
@@ -203,9 +188,6 @@ def test_wrong_or_mismatched_checkpoints_fail_in_one_line(trained, tmp_path):
 
 
 def test_a_video_without_faces_is_an_error_not_a_silent_copy(trained, tmp_path):
-    from forensics.media import write_video
-    from generators.faceswap import swap_video
-
     ramp = np.linspace(0, 255, 96 * 96 * 3).reshape(96, 96, 3).astype(np.uint8)
     empty = write_video(tmp_path / "empty.mp4", [np.roll(ramp, k, axis=1) for k in range(5)], fps=10)
     out = tmp_path / "out.mp4"
@@ -216,8 +198,6 @@ def test_a_video_without_faces_is_an_error_not_a_silent_copy(trained, tmp_path):
 
 
 def test_presets_load_and_reject_unknown_keys(tmp_path):
-    from generators.faceswap import FaceswapConfig
-
     small, gpu = FaceswapConfig.from_preset("cpu-small"), FaceswapConfig.from_preset("gpu")
     assert small.size == 64 and gpu.size == 256 and gpu.channels_last
     assert small.train_config().monitor is None

@@ -10,6 +10,8 @@ import pytest
 
 from forensics.probes import (IdentityProbe, LandmarkProbe, ProbeTrainConfig, animation_quality, load_probes,
                               mtcnn_face_rate, swap_quality, train_probes)
+from forensics.synthetic import WorldConfig, generate_world
+from forensics.synthetic.faceset import load_faceset
 
 # 3 epochs x 20 steps at 32 px; one extra rendered scene of 4 frames per identity exercises scenes.py
 SETTINGS = dict(size=32, epochs=3, device="cpu",
@@ -18,8 +20,6 @@ SETTINGS = dict(size=32, epochs=3, device="cpu",
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    from forensics.synthetic import WorldConfig, generate_world
-
     root = tmp_path_factory.mktemp("probe_world")
     generate_world(root, WorldConfig(identities=4, videos_per_identity=1, frames=8, size=128, seed=5), progress=False)
     return root
@@ -34,8 +34,6 @@ def trained(world, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def faces(world):
-    from forensics.synthetic.faceset import load_faceset
-
     return load_faceset(world, size=32)
 
 
@@ -60,7 +58,6 @@ def test_identity_probe_tells_identities_apart(trained, faces, world):
     embeddings = identity.embed(faces.images)
     assert np.allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-4)
     # the same frames aligned at another size and margin: the probe re-frames them to its own
-    from forensics.synthetic.faceset import load_faceset
     wider = load_faceset(world, size=48, margin=0.4)
     assert np.mean(identity.predict(wider.images, margin=0.4) == wider.identity) >= 0.75
 

@@ -14,6 +14,8 @@ from forensics.synthetic import (FrameState, Identity, SceneConfig, VideoConfig,
                                  generate_world, load_truth, mtcnn_agreement, render_frame, render_video,
                                  sample_identity, world_identity)
 from forensics.synthetic.world import assign_splits
+from forensics.synthetic.rig import Expression, build_rig
+from forensics.synthetic.sdf import build_head, head_sdf
 
 SIZE = 128
 
@@ -79,8 +81,6 @@ def test_splits_are_by_identity_and_deterministic():
 
 def test_nothing_of_the_head_lies_outside_the_tracers_bounding_ellipsoid():
     """The tracer only looks inside this ellipsoid: a chin or bun poking out would be cut off."""
-    from forensics.synthetic.rig import Expression, build_rig
-    from forensics.synthetic.sdf import build_head, head_sdf
     rng = np.random.default_rng(0)
     styles = set()
     for k in range(40):
