@@ -118,6 +118,17 @@ def find_model(explicit: str | None) -> Path:
     return found
 
 
+def model_or_say(command: str, explicit: str | None) -> Path | None:
+    """find_model for a command that needs the model up front: None after one line on stderr (exit 2)."""
+    from forensics.pipelines.scan import ScanError
+
+    try:
+        return find_model(explicit)
+    except ScanError as exc:
+        print(f"forensics {command}: {exc}", file=sys.stderr)
+        return None
+
+
 def run(args) -> int:
     from forensics.pipelines import DetectConfig
     from forensics.pipelines.scan import ScanError, print_summary, scan, totals_line

@@ -48,18 +48,15 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from detectors.checkpoint import DetectorLoadError
-    from forensics.cli.detect import find_model
+    from forensics.cli.detect import model_or_say
     from forensics.data.registry import DatasetError
     from forensics.pipelines.evaluate import EvaluateError, evaluate_detector
-    from forensics.pipelines.scan import ScanError
 
     if args.frames < 1:
         print("forensics evaluate: --frames must be at least 1", file=sys.stderr)
         return 2
-    try:
-        model = find_model(args.model)
-    except ScanError as exc:
-        print(f"forensics evaluate: {exc}", file=sys.stderr)
+    model = model_or_say("evaluate", args.model)
+    if model is None:
         return 2
     say = (lambda line: print(line, file=sys.stderr)) if args.json else print
     try:

@@ -32,16 +32,13 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from forensics.cli.detect import find_model
-    from forensics.pipelines.scan import ScanError
+    from forensics.cli.detect import model_or_say
 
     if args.batch < 1:
         print("forensics export: --batch must be at least 1", file=sys.stderr)
         return 2
-    try:
-        model = find_model(args.model)
-    except ScanError as exc:
-        print(f"forensics export: {exc}", file=sys.stderr)
+    model = model_or_say("export", args.model)
+    if model is None:
         return 2
     from detectors.export import ExportError, export_onnx    # torch.onnx and onnxruntime, only when exporting
 
