@@ -43,10 +43,6 @@ def init_from_env(device_type: str, timeout_s: float | None = None) -> bool:
     return True
 
 
-def launched_by_torchrun() -> bool:
-    return env_world_size() > 1
-
-
 @contextlib.contextmanager
 def job(device_type: str, timeout_s: float | None = None) -> Iterator[None]:
     """A whole command as one torchrun job: the group is joined at the start and left at the end, so that
