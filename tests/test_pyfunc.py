@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from forensics.media import write_video
 from forensics.pipelines import DetectPipeline
 from forensics.synthetic import VideoConfig, render_video, sample_identity
 from forensics.tracking import start_run
+from test_tracking import free_port
 
 
 @pytest.fixture(scope="module")
@@ -57,12 +57,6 @@ def test_a_checkpoint_folder_is_a_pyfunc_model_scoring_like_detect(model_dir, me
     assert json.loads(out["record"][0])["faces"] == direct["faces"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_the_registered_champion_loads_and_serves_over_http(model_dir, media, tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
@@ -72,7 +66,7 @@ def test_the_registered_champion_loads_and_serves_over_http(model_dir, media, tm
     loaded = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@{CHAMPION}")
     expected = loaded.predict(pd.DataFrame({"path": [str(media["video"])]}))["score"][0]
 
-    port = _free_port()
+    port = free_port()
     mlflow_cli = Path(sys.executable).with_name("mlflow")
     server = subprocess.Popen([str(mlflow_cli), "models", "serve", "-m", f"models:/{MODEL_NAME}@{CHAMPION}",
                                "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)],

@@ -4,7 +4,6 @@ stopped by the test) gives the same records as a single-process scan, bad inputs
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,23 +17,18 @@ from forensics.cli.detect import main as detect_main
 from forensics.io import read_jsonl
 from forensics.media import write_video
 from forensics.synthetic import VideoConfig, render_video, sample_identity
+from test_tracking import free_port
 
 RAY = str(Path(sys.executable).with_name("ray"))
 SAME = ("kind", "status", "error", "score", "label", "threshold", "frames_analyzed", "faces", "frame_scores",
         "model", "sha256", "warning")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """`ray start --head` plus a second node joining it, one CPU each; `ray stop` at the end."""
     temp = tmp_path_factory.mktemp("ray")
-    port = _free_port()
+    port = free_port()
     # A loopback-only test cluster: Ray's token authentication off for its nodes and for this driver alike.
     saved = os.environ.get("RAY_AUTH_MODE")
     os.environ["RAY_AUTH_MODE"] = "disabled"
@@ -96,7 +90,7 @@ def test_records_on_a_ray_cluster_are_the_single_process_records(cluster, inputs
 
 
 def test_a_cluster_that_cannot_be_reached_is_one_line(inputs, model_dir, tmp_path, capsys):
-    code = detect_main([str(inputs[0]), "--model", str(model_dir), "--ray", f"127.0.0.1:{_free_port()}",
+    code = detect_main([str(inputs[0]), "--model", str(model_dir), "--ray", f"127.0.0.1:{free_port()}",
                         "--jsonl", str(tmp_path / "x.jsonl"), "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and err[-1].startswith("forensics detect: ray: cannot join the cluster at 127.0.0.1:")

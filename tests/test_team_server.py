@@ -20,6 +20,7 @@ from detectors.promote import MODEL_NAME, register
 from forensics.cli.main import main
 from forensics.tracking import offline as off
 from forensics.tracking import resolve_model, start_run
+from test_tracking import free_port
 
 RUNS, STEPS, PARAMS = 3, 20, 5
 WRITER = textwrap.dedent("""
@@ -42,12 +43,6 @@ WRITER = textwrap.dedent("""
 """).format(runs=RUNS, steps=STEPS, params=PARAMS)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture()
 def server_dir():
     """Under /tmp and open to others: PostgreSQL will not run as root, so the cluster runs as `postgres`."""
@@ -61,15 +56,15 @@ def server_dir():
 
 def test_two_writers_lose_nothing_and_detect_finds_the_champion_through_the_server(server_dir, tmp_path,
                                                                                     monkeypatch, capsys):
-    port, pg_port = _free_port(), _free_port()
+    port, pg_port = free_port(), free_port()
     assert main(["server", "start", "--dir", str(server_dir), "--port", str(port), "--pg-port", str(pg_port)]) == 0
     url = f"http://127.0.0.1:{port}"
     assert f"export MLFLOW_TRACKING_URI={url}" in capsys.readouterr().out
     assert main(["server", "status", "--dir", str(server_dir), "--json"]) == 0
     state = json.loads(capsys.readouterr().out)
     assert state["running"] and state["backend_store_uri"].startswith("postgresql")
-    assert main(["server", "start", "--dir", str(server_dir), "--port", str(_free_port()),
-                 "--pg-port", str(_free_port())]) == 1
+    assert main(["server", "start", "--dir", str(server_dir), "--port", str(free_port()),
+                 "--pg-port", str(free_port())]) == 1
     assert "already running" in capsys.readouterr().err
 
     env = {**os.environ, "MLFLOW_TRACKING_URI": url, "FORENSICS_MLFLOW_OFFLINE_DIR": str(tmp_path / "offline")}
@@ -109,7 +104,7 @@ def test_runs_kept_offline_while_the_server_was_down_sync_back_once(server_dir, 
     """A run that loses the server mid-run, a run started while it is down, and a model registered offline: after
     the restart, `forensics tracking sync` puts every metric point, artifact and version on the server, in the run
     the first one started as; a second sync copies nothing."""
-    port, pg_port = _free_port(), _free_port()
+    port, pg_port = free_port(), free_port()
     start = ["server", "start", "--dir", str(server_dir), "--port", str(port), "--pg-port", str(pg_port)]
     assert main(start) == 0
     url = f"http://127.0.0.1:{port}"

@@ -375,7 +375,7 @@ def test_ui_help_and_command_line(store, capsys):
 def test_ui_stops_its_server_when_terminated(store, tmp_path):
     """SIGTERM to `forensics ui` (a service manager, `kill`) stops the `mlflow server` it started, workers and
     all, instead of leaving it holding the port."""
-    port = _free_port()
+    port = free_port()
     ui = subprocess.Popen([sys.executable, "-m", "forensics.cli.main", "ui", "--port", str(port)],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -395,12 +395,6 @@ def test_ui_stops_its_server_when_terminated(store, tmp_path):
         time.sleep(0.2)
     assert not any(_alive(pid) for pid in server_group)
     assert tracking_ui.port_free("127.0.0.1", port)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _children(pid: int) -> list[int]:
