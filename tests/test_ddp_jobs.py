@@ -79,8 +79,9 @@ def test_faceswap_on_two_processes_trains_the_weights_one_process_trains(job):
         np.testing.assert_allclose(weights_two[name], weights_one[name], atol=1e-5, rtol=0, err_msg=name)
     # Rank 0 alone reports and logs: one summary line, one MLflow run per job.
     assert two.stdout.count("trained faceswap") == 1 and one.stdout.count("trained faceswap") == 1
-    assert len(generator_runs(job)) == 2
-    assert all(r.info.status == "FINISHED" for r in generator_runs(job))
+    runs = generator_runs(job)
+    assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs)
+    assert sorted(r.data.tags.get("processes") for r in runs) == ["1", "2"]     # what trained each run
 
 
 def test_animation_on_two_processes_trains_the_model_one_process_trains(job):

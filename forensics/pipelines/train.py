@@ -96,9 +96,12 @@ def run_detector_training(config: DetectorTrainConfig, cache: FaceCache, out: st
     return TrainedDetector(result, getattr(run, "run_id", None), promoted)
 
 
-def main_run(experiment: str, **kwargs):
-    """The job's MLflow run on rank 0; on the other ranks of a torchrun job, no run (None): they log nothing."""
-    return start_run(experiment, **kwargs) if D.is_main() else contextlib.nullcontext(None)
+def main_run(experiment: str, tags: dict | None = None, **kwargs):
+    """The job's MLflow run on rank 0, tagged with how many processes trained; on the other ranks of a torchrun
+    job, no run (None): they log nothing."""
+    if not D.is_main():
+        return contextlib.nullcontext(None)
+    return start_run(experiment, tags={**(tags or {}), "processes": D.world_size()}, **kwargs)
 
 
 @dataclass
