@@ -3,8 +3,9 @@
 The goal (issue "ready for real footage") is <= 2.0 s and <= 800 MB peak RSS. Each run is a new process, timed
 from exec to exit with GNU time (wall seconds and peak RSS from the kernel), in two ways a user runs it: with
 `--model FOLDER`, and through the registered champion of a sqlite registry (what `forensics detect clip.mp4`
-does). Beside them, `python -X importtime` of the same command splits the import time by top-level package, since
-imports are most of a cold start.
+does), both on the default runtime (onnxruntime once the champion's exports are cached, as registering a champion
+does), and the champion once more with `--runtime torch`. Beside them, `python -X importtime` of the same command
+splits the import time by top-level package, since imports are most of a cold start.
 
     python -m benchmarks.detect_cold_start --label before
     python -m benchmarks.detect_cold_start --label after --repeats 5
@@ -55,8 +56,10 @@ def import_seconds(command: list[str], env: dict) -> dict[str, float]:
     return dict(sorted(((k, round(v, 3)) for k, v in per_package.items() if v >= 0.05), key=lambda kv: -kv[1]))
 
 
-def register_champion(model: Path, store: Path) -> None:
+def register_champion(model: Path, store: Path, cache: Path) -> None:
+    """Register `model` as champion, as `make demo` does (which also caches its ONNX exports in `cache`)."""
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{store}"
+    os.environ["FORENSICS_MODEL_CACHE"] = str(cache)
     with start_run("detectors", run_name="cold-start") as run:
         register(run, model, alias=CHAMPION)
     MlflowClient(tracking_uri=f"sqlite:///{store}").search_experiments()
@@ -73,11 +76,12 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         clip = make_clip(work / "clip.mp4", 10.0)
         model = make_model(work / "model")
-        register_champion(model, work / "mlflow.db")
+        register_champion(model, work / "mlflow.db", work / "cache")
         env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}",
                "FORENSICS_MODEL_CACHE": str(work / "cache"), "FORENSICS_CONFIG_DIR": str(work / "config")}
         detect = [sys.executable, "-m", "forensics.cli.main", "detect", str(clip), "--quiet"]
-        ways = {"--model FOLDER": [*detect, "--model", str(model)], "registered champion": detect}
+        ways = {"--model FOLDER": [*detect, "--model", str(model)], "registered champion": detect,
+                "registered champion, --runtime torch": [*detect, "--runtime", "torch"]}
         runs = {way: [timed(command, env) for _ in range(args.repeats)] for way, command in ways.items()}
         imports = import_seconds(ways["registered champion"][1:], env)
 

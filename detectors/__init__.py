@@ -2,36 +2,34 @@
 branch), train (DetectorTask over a pluggable batch source), calibrate, predict, evaluate, save and load
 (safetensors + JSON), promote in the model registry.
 
-Importing the package registers every architecture family (mobilenet, xception, efficientnet) and stays
-light enough for `forensics detect`; the training side (task, batches, train, calibrate, evaluate, promote)
-is imported from its modules.
+The architecture families register lazily (detectors.registry), and the names below are imported on first
+use (PEP 562): importing the package, or its light modules (meta, bundle, runtime, onnx_runtime), does not
+import timm or torch, which is what lets `forensics detect` start fast on onnxruntime.
 """
-from detectors import efficientnet, mobilenet, temporal, xception  # noqa: F401  (registration side effect)
-from detectors.aggregate import AGGREGATORS, aggregate_scores
-from detectors.checkpoint import FORMAT, DetectorLoadError, LoadedDetector, load_detector, save_detector
-from detectors.config import DetectorConfig
-from detectors.frequency import FrequencyBranch
-from detectors.model import FrameDetector, preprocess_crops
-from detectors.predict import predict_logits
-from detectors.registry import DEFAULT_DETECTOR, DETECTORS, create_detector, is_detector, list_detectors, register_detector
+from __future__ import annotations
 
-__all__ = [
-    "AGGREGATORS",
-    "DEFAULT_DETECTOR",
-    "DETECTORS",
-    "DetectorConfig",
-    "DetectorLoadError",
-    "FORMAT",
-    "FrameDetector",
-    "FrequencyBranch",
-    "LoadedDetector",
-    "aggregate_scores",
-    "create_detector",
-    "is_detector",
-    "list_detectors",
-    "load_detector",
-    "predict_logits",
-    "preprocess_crops",
-    "register_detector",
-    "save_detector",
-]
+import importlib
+
+_LAZY = {
+    "AGGREGATORS": "detectors.aggregate", "aggregate_scores": "detectors.aggregate",
+    "FORMAT": "detectors.meta", "DetectorLoadError": "detectors.meta",
+    "LoadedDetector": "detectors.checkpoint", "load_detector": "detectors.checkpoint",
+    "save_detector": "detectors.checkpoint",
+    "DetectorConfig": "detectors.config",
+    "FrequencyBranch": "detectors.frequency",
+    "FrameDetector": "detectors.model", "preprocess_crops": "detectors.model",
+    "predict_logits": "detectors.predict",
+    "DEFAULT_DETECTOR": "detectors.registry", "DETECTORS": "detectors.registry",
+    "create_detector": "detectors.registry", "is_detector": "detectors.registry",
+    "list_detectors": "detectors.registry", "register_detector": "detectors.registry",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'detectors' has no attribute {name!r}")

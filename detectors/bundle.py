@@ -30,11 +30,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from detectors.checkpoint import DetectorLoadError, LoadedDetector, load_detector
-from detectors.temporal import is_clip_model
+from detectors.meta import CLIP_KIND, WEIGHTS_FILE, CheckpointInfo, DetectorLoadError, checkpoint_dir, read_config
+from detectors.runtime import AUTO, RUNTIMES, TORCH, choose
 from forensics.faces.crops import CropSpec
-from forensics.io import atomic_write_json
-from forensics.weights import read_json_object
+from forensics.io import atomic_write_json, read_json_object, sha256_file
 
 BUNDLE_FORMAT = "forensics-bundle/1"
 BUNDLE_FILE = "bundle.json"
@@ -45,30 +44,31 @@ ROLES = (FRAME, TEMPORAL)
 FUSION_RULES = {"max": max, "mean": lambda values: float(np.mean(values))}
 
 
-def role_of(loaded: LoadedDetector) -> str:
-    return TEMPORAL if is_clip_model(loaded.model) else FRAME
+def role_of(loaded: CheckpointInfo) -> str:
+    return TEMPORAL if loaded.kind == CLIP_KIND else FRAME
 
 
 @dataclass
 class Bundle:
     """Members by role, and the fusion that turns their track logits into one score."""
-    members: dict[str, LoadedDetector]
+    members: dict[str, CheckpointInfo]
     fusion: dict[str, Any] | None          # None: a single detector, scored by its own calibration
     name: str
     sha256: str
     meta: dict
     path: Path | None = None
+    runtime: str = TORCH          # detectors.runtime: what scores the crops
 
     @classmethod
-    def single(cls, loaded: LoadedDetector) -> "Bundle":
+    def single(cls, loaded: CheckpointInfo) -> "Bundle":
         return cls({role_of(loaded): loaded}, None, loaded.name, loaded.sha256, loaded.meta, loaded.path)
 
     @property
-    def frame(self) -> LoadedDetector | None:
+    def frame(self) -> CheckpointInfo | None:
         return self.members.get(FRAME)
 
     @property
-    def temporal(self) -> LoadedDetector | None:
+    def temporal(self) -> CheckpointInfo | None:
         return self.members.get(TEMPORAL)
 
     @property
@@ -109,7 +109,7 @@ class Bundle:
         if self.fusion is None:
             return next(iter(self.members.values())).probability(logits)
         z = float(self.fusion["a"]) * np.asarray(logits, dtype=np.float64) + float(self.fusion["b"])
-        return 0.5 * (1.0 + np.tanh(0.5 * z))   # the logistic function without overflow (as LoadedDetector's)
+        return 0.5 * (1.0 + np.tanh(0.5 * z))   # the logistic function without overflow (as CheckpointInfo's)
 
     def member_probability(self, role: str, logits) -> np.ndarray:
         return self.members[role].probability(logits)
@@ -137,11 +137,23 @@ def is_bundle(path: str | os.PathLike) -> bool:
     return (Path(path) / BUNDLE_FILE).is_file()
 
 
-def load_bundle(path: str | os.PathLike, device: str = "cpu") -> Bundle:
-    """A bundle folder, or a single detector checkpoint as a bundle of one; errors are one line."""
+def load_bundle(path: str | os.PathLike, device: str = "cpu", runtime: str = TORCH) -> Bundle:
+    """A bundle folder, or a single detector checkpoint as a bundle of one, its members loaded by `runtime`
+    (detectors.runtime: torch, onnx, or auto to pick); errors are one line. The bundle's `runtime` says which
+    ran."""
     path = Path(path)
+    if runtime == AUTO:
+        runtime = choose(AUTO, device, member_weights(path))
+        if runtime != TORCH:
+            try:
+                return load_bundle(path, device, runtime)
+            except DetectorLoadError:     # e.g. a damaged cached export: torch still runs the checkpoint
+                runtime = TORCH
+    load = RUNTIMES.get(runtime)
     if not is_bundle(path):
-        return Bundle.single(load_detector(path, device=device))
+        bundle = Bundle.single(load(path, device=device))
+        bundle.runtime = runtime
+        return bundle
     config = read_json_object(path / BUNDLE_FILE, DetectorLoadError)
     if config.get("format") != BUNDLE_FORMAT:
         raise DetectorLoadError(f"{path / BUNDLE_FILE}: unsupported format {config.get('format')!r} "
@@ -156,7 +168,7 @@ def load_bundle(path: str | os.PathLike, device: str = "cpu") -> Bundle:
     if isinstance(fusion, dict) and fusion.get("rule", "max") not in FUSION_RULES:
         raise DetectorLoadError(f"{path / BUNDLE_FILE}: unknown fusion rule {fusion.get('rule')!r} "
                                 f"(known: {', '.join(FUSION_RULES)})")
-    members = {role: load_detector(path / folder, device=device) for role, folder in listed.items()}
+    members = {role: load(path / folder, device=device) for role, folder in listed.items()}
     for role, loaded in members.items():
         if role_of(loaded) != role:
             raise DetectorLoadError(f"{path / listed[role]}: a {role_of(loaded)} detector listed as {role!r}")
@@ -167,4 +179,20 @@ def load_bundle(path: str | os.PathLike, device: str = "cpu") -> Bundle:
     digest = hashlib.sha256(json.dumps({"bundle": config, "members": {r: m.sha256 for r, m in members.items()}},
                                        sort_keys=True).encode()).hexdigest()
     name = config.get("name") or "+".join(m.name for m in members.values())
-    return Bundle(members, fusion if len(members) > 1 else None, name, digest, config, path)
+    return Bundle(members, fusion if len(members) > 1 else None, name, digest, config, path, runtime)
+
+
+def member_weights(path: str | os.PathLike) -> list[str]:
+    """The weights' sha256 of each member of the bundle (or single checkpoint) at `path`, as its config.json
+    records it; empty when the folder is not readable as one (the loader then says why)."""
+    path = Path(path)
+    try:
+        if is_bundle(path):
+            listed = read_json_object(path / BUNDLE_FILE, DetectorLoadError).get("members") or {}
+            folders = [path / str(folder) for folder in (listed.values() if isinstance(listed, dict) else [])]
+        else:
+            folders = [checkpoint_dir(path)]
+        return [str(read_config(folder).get("weights_sha256") or sha256_file(folder / WEIGHTS_FILE))
+                for folder in folders]
+    except (DetectorLoadError, OSError):
+        return []

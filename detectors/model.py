@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-import cv2
 import numpy as np
 import timm
 import torch
@@ -14,6 +13,7 @@ from torch import nn
 
 from detectors.config import DetectorConfig
 from detectors.frequency import FrequencyBranch
+from detectors.inputs import normalise_crops
 from forensics.weights import one_line
 
 
@@ -156,21 +156,8 @@ def _file_tensor_shapes(path: Path) -> dict[str, tuple[int, ...]]:
 
 def preprocess_crops(crops: np.ndarray | Sequence[np.ndarray], size: int,
                      mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """uint8 RGB crops of any size -> normalised float [B, 3, size, size] on the CPU.
-
-    INTER_AREA when shrinking (it averages, so no aliasing is invented: aliasing would look like the
-    very upsampling traces the frequency branch hunts for), bilinear when enlarging. Non-square crops
-    are stretched: aligned face crops are square, so this only happens for foreign input.
-    """
-    if isinstance(crops, np.ndarray) and crops.ndim == 3:
-        crops = crops[None]
-    if len(crops) == 0:
-        return torch.zeros((0, 3, size, size), dtype=torch.float32)
-    batch = np.stack([_resize(_check_crop(crop, i), size) for i, crop in enumerate(crops)])
-    tensor = torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255.0)
-    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-    std_t = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
-    return tensor.sub_(mean_t).div_(std_t).contiguous()
+    """uint8 RGB crops of any size -> normalised float [B, 3, size, size] on the CPU (detectors.inputs)."""
+    return torch.from_numpy(normalise_crops(crops, size, mean, std))
 
 
 def preprocess_tensor(images: torch.Tensor, size: int, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
@@ -189,20 +176,3 @@ def preprocess_tensor(images: torch.Tensor, size: int, mean: Sequence[float], st
     mean_t = torch.tensor(mean, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
     std_t = torch.tensor(std, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
     return (images - mean_t) / std_t
-
-
-def _check_crop(crop: np.ndarray, index: int) -> np.ndarray:
-    crop = np.asarray(crop)
-    if crop.dtype != np.uint8 or crop.ndim != 3 or crop.shape[2] != 3 or min(crop.shape[:2]) < 1:
-        raise ValueError(f"preprocess: crop {index} is {crop.dtype} with shape {crop.shape} "
-                         "(need uint8 RGB HxWx3)")
-    return crop
-
-
-def _resize(crop: np.ndarray, size: int) -> np.ndarray:
-    height, width = crop.shape[:2]
-    if (height, width) == (size, size):
-        return np.ascontiguousarray(crop)
-    shrinking = height > size or width > size
-    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-    return cv2.resize(np.ascontiguousarray(crop), (size, size), interpolation=interpolation)

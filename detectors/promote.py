@@ -9,23 +9,43 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from detectors.aliases import CHALLENGER, CHAMPION, MODEL_NAME, NO_CHAMPION, alias_of  # noqa: F401  (re-exported)
+from detectors.export import ExportError, cache_exports
+from forensics.io import one_line
 from forensics.tracking import resolve_model, set_model_alias
-
-MODEL_NAME = "forensics-detector"
-CHAMPION = "champion"
-CHALLENGER = "challenger"
-NO_CHAMPION = (f"no detector model given and none is registered as {MODEL_NAME}@{CHAMPION}; train one with "
-               "`make demo` (or `forensics train detector`), or pass --model PATH")
 
 
 def register(run, model_dir: str | Path, alias: str | None = CHALLENGER) -> str | None:
-    """Log a saved detector folder with `run` and register it as a new version (alias `alias`)."""
-    return run.register_model(model_dir, name=MODEL_NAME, alias=alias)
+    """Log a saved detector folder with `run` and register it as a new version (alias `alias`); a new
+    champion's ONNX exports go into the model cache so that scans start fast (prepare_fast_scans)."""
+    version = run.register_model(model_dir, name=MODEL_NAME, alias=alias)
+    if alias == CHAMPION:
+        prepare_fast_scans(model_dir)
+    return version
 
 
 def promote(version: str | int, alias: str = CHAMPION) -> None:
-    """Point MODEL_NAME@alias at `version`."""
+    """Point MODEL_NAME@alias at `version` (for the champion, with its exports cached: prepare_fast_scans)."""
     set_model_alias(MODEL_NAME, version, alias)
+    if alias == CHAMPION:
+        found = resolve(CHAMPION)
+        if found is not None:
+            prepare_fast_scans(found)
+
+
+def prepare_fast_scans(model_dir: str | Path) -> None:
+    """Cache the champion's checked ONNX export and MTCNN's (detectors.export.cache_exports), so that
+    `forensics detect` runs it on onnxruntime without importing torch. Best effort: a model that does not
+    export (a bundle, a clip detector) is scanned on torch, as before."""
+    try:
+        made = cache_exports(model_dir)
+    except (ExportError, ValueError, OSError, RuntimeError) as exc:
+        print(f"note: {MODEL_NAME}@{CHAMPION} will be scanned on torch (no ONNX export: {one_line(exc)})",
+              file=sys.stderr)
+        return
+    if made:
+        print(f"cached ONNX exports ({', '.join(made)}): `forensics detect` runs the champion on onnxruntime",
+              file=sys.stderr)
 
 
 def resolve(alias: str = CHAMPION) -> Path | None:
@@ -40,13 +60,6 @@ def promote_if_first(version: str | int | None) -> bool:
     promote(version, CHAMPION)
     print(f"no champion yet: {MODEL_NAME} version {version} is now `{CHAMPION}`", file=sys.stderr)
     return True
-
-
-def alias_of(given: str) -> str | None:
-    """The registry alias `given` names ("champion", "challenger", or "models:/forensics-detector@ALIAS" for
-    either), None when it names anything else (a folder)."""
-    alias = str(given).removeprefix(f"models:/{MODEL_NAME}@")
-    return alias if alias in (CHAMPION, CHALLENGER) else None
 
 
 def resolve_detector(given: str) -> str:

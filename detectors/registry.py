@@ -7,8 +7,16 @@ from forensics.registry import Registry
 
 DEFAULT_DETECTOR = "mobilenetv3-small"
 
-# Filled when the family modules are imported (detectors/__init__ imports every one of them).
-DETECTORS: Registry[Callable[..., Any]] = Registry("detector")
+# Built-ins are lazy (the module that registers each name is imported on first lookup), so that importing the
+# package for its light parts (checkpoint facts, the ONNX runtime) does not import timm and torch.
+_FAMILIES = {
+    "detectors.mobilenet": ("mobilenetv3-small", "mobilenetv3-small-freq", "mobilenetv3-large"),
+    "detectors.efficientnet": ("efficientnet-b0", "efficientnet-b0-freq", "efficientnet-b4"),
+    "detectors.xception": ("xception", "xception-freq"),
+    "detectors.temporal": ("temporal-small", "temporal-large"),
+}
+DETECTORS: Registry[Callable[..., Any]] = Registry(
+    "detector", builtins={name: module for module, names in _FAMILIES.items() for name in names})
 
 
 def register_detector(fn: Callable[..., Any]) -> Callable[..., Any]:

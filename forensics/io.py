@@ -151,3 +151,30 @@ def _json_default(obj: Any):
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+MAX_CONFIG_BYTES = 4 << 20      # a checkpoint's config.json is a few KB; anything this large is not one
+
+
+def read_json_object(path: Path, error: type[ValueError]) -> dict[str, Any]:
+    """A checkpoint's config.json as a dict; invalid, unreadable, oversized or too deeply nested files, and
+    non-object ones, fail in one line. (NaN is read, as older saves wrote it into metrics; the loaders check
+    the fields they use.)"""
+    try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise error(f"{path}: too large for a config file ({path.stat().st_size} bytes)")
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}: invalid JSON (line {exc.lineno}: {exc.msg})") from None
+    except RecursionError:
+        raise error(f"{path}: invalid JSON (nested too deeply)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: unreadable ({one_line(exc)})") from None
+    if not isinstance(data, dict):
+        raise error(f"{path}: expected a JSON object")
+    return data
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (library errors often span several), capped for log lines."""
+    return (" ".join(str(exc).split()) or type(exc).__name__)[:300]

@@ -10,6 +10,9 @@ from forensics.synthetic import WorldConfig, generate_world
 
 # Before any fixture of any scope runs: a champion set by a module fixture notes its registry here, not in ~/.config.
 os.environ["FORENSICS_CONFIG_DIR"] = tempfile.mkdtemp(prefix="forensics-test-config-")
+# Downloads and ONNX exports of this session's models go to a cache of its own, never the user's ~/.cache (tests
+# that need an empty cache set their own).
+os.environ["FORENSICS_MODEL_CACHE"] = tempfile.mkdtemp(prefix="forensics-test-models-")
 
 
 @pytest.fixture(autouse=True)

@@ -331,7 +331,8 @@ def test_record_of_scored_faces_rounds_and_orders_like_the_contract():
     assert out["frame_scores"][1] == {"frame": 1, "t": 0.0333, "track": 0, "box": [10.0, 20.1, 50.0, 60.0],
                                       "score": 0.880797, "detected": True}
     assert out["elapsed_s"] == 1.235 and out["frames_analyzed"] == 5 and out["warning"] == "frames missing"
-    assert out["model"] == {"name": "mobilenetv3-small", "sha256": "ab" * 32, "trained_on": None, "card": None}
+    assert out["model"] == {"name": "mobilenetv3-small", "sha256": "ab" * 32, "trained_on": None, "card": None,
+                            "runtime": None}
     assert out["threshold"] == 0.5
     assert json.loads(json.dumps(out, allow_nan=False)) == out
 

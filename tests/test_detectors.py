@@ -422,7 +422,7 @@ def test_predict_logits_matches_the_loaded_detector_and_restores_train_mode(tmp_
 
 
 def test_registry_names_live_in_one_place():
-    """Nothing but detectors/promote.py spells the registered model's name or passes its aliases as literals."""
+    """Nothing but detectors/aliases.py spells the registered model's name or passes its aliases as literals."""
     import re
     from pathlib import Path
 
@@ -430,5 +430,5 @@ def test_registry_names_live_in_one_place():
     pattern = re.compile(r"""["']forensics-detector["']|(alias|default)\s*=\s*["'](champion|challenger)["']""")
     offenders = [str(p.relative_to(root)) for package in ("forensics", "detectors", "generators", "benchmarks")
                  for p in (root / package).rglob("*.py")
-                 if p.name != "promote.py" and pattern.search(p.read_text(encoding="utf-8"))]
+                 if p.name != "aliases.py" and pattern.search(p.read_text(encoding="utf-8"))]
     assert offenders == []

@@ -311,9 +311,11 @@ def test_batch_of_mixed_sizes_and_layouts(detector):
 def test_get_face_detector_reuses_one_instance_per_config(detector):
     assert get_face_detector(FaceDetectorConfig(device="cpu", batch_size=2)) is detector
     assert get_face_detector(FaceDetectorConfig(device="cpu", batch_size=2), min_prob=0.95) is not detector
-    assert str(detector.device) == "cpu"
+    assert detector.config.device == "cpu" and detector.config.backend == "facenet"
     with pytest.raises(ValueError, match="factor"):
         FaceDetectorConfig(factor=1.5)
+    with pytest.raises(ValueError, match="backend must be one of facenet, onnx"):
+        FaceDetectorConfig(backend="dlib")
 
 
 # ---------------------------------------------------------------- pipeline

@@ -60,6 +60,11 @@ def configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         "(default: 1 when sampling, about every 5th source frame with --every)")
     p.add_argument("--batch-size", type=int, default=32, metavar="B", help="face crops per detector pass (default 32)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
+    p.add_argument("--runtime", default="auto", choices=("auto", "torch", "onnx"),
+                   help="what runs the networks: onnx (onnxruntime: the model's and MTCNN's checked ONNX exports, "
+                        "cached when a champion is set or by `forensics export --cache`; starts in a fraction of "
+                        "torch's time), torch, or auto: onnx on a CPU when the exports are cached, else torch "
+                        "(default); each record says which ran")
     p.add_argument("--resume", action="store_true", help="skip inputs that already have a record in --jsonl")
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="analyse on a Ray cluster: ADDRESS (host:port of its head), or alone for RAY_ADDRESS, else a "
@@ -98,8 +103,12 @@ def check_args(args) -> str | None:
 def find_model(explicit: str | None) -> Path:
     """--model if given (a folder or bundle; or a registry alias: champion, challenger, or
     models:/forensics-detector@ALIAS, when no such folder exists), else the registered champion. ScanError (a
-    usage error) when nothing is registered under the alias or the registry cannot be read: one line."""
-    from detectors.promote import CHAMPION, MODEL_NAME, NO_CHAMPION, alias_of, resolve
+    usage error) when nothing is registered under the alias or the registry cannot be read: one line.
+
+    A local sqlite registry is read directly (forensics.model_lookup: milliseconds, no MLflow import); MLflow
+    answers whatever that cannot."""
+    from detectors.aliases import CHAMPION, MODEL_NAME, NO_CHAMPION, alias_of
+    from forensics.model_lookup import UNKNOWN, find_registered
     from forensics.pipelines.scan import ScanError
 
     alias = CHAMPION
@@ -107,11 +116,15 @@ def find_model(explicit: str | None) -> Path:
         alias = alias_of(explicit)
         if alias is None or Path(explicit).exists():
             return Path(explicit)
-    try:
-        found = resolve(alias)
-    except Exception as err:  # noqa: BLE001 - registry trouble of any kind
-        raise ScanError(f"cannot look up the registered model ({type(err).__name__}: "
-                        f"{' '.join(str(err).split())})") from err
+    found = find_registered(MODEL_NAME, alias)
+    if found is UNKNOWN:
+        from detectors.promote import resolve      # MLflow, only when the registry is not a local file
+
+        try:
+            found = resolve(alias)
+        except Exception as err:  # noqa: BLE001 - registry trouble of any kind
+            raise ScanError(f"cannot look up the registered model ({type(err).__name__}: "
+                            f"{' '.join(str(err).split())})") from err
     if found is None:
         raise ScanError(NO_CHAMPION if alias == CHAMPION else
                         f"nothing is registered as {MODEL_NAME}@{alias}; pass --model PATH or another alias")
@@ -137,7 +150,7 @@ def run(args) -> int:
     if problem:
         return usage(problem)
     config = DetectConfig(frames=args.frames or 32, clip_len=args.clip_len or 8, every=args.every, detect_every=args.detect_every,
-                          batch_size=args.batch_size, device=args.device)
+                          batch_size=args.batch_size, device=args.device, runtime=args.runtime)
     reports = None
     if args.report:
         from forensics.report import ReportWriter    # the plotting stack, only when pages are asked for

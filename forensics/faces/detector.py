@@ -1,8 +1,9 @@
-"""Batched MTCNN face detection (facenet-pytorch) with boxes and landmarks in original frame pixels.
+"""Batched MTCNN face detection with boxes and landmarks in original frame pixels.
 
 MTCNN's cost grows with the pixel count of its image pyramid, and its weights are tiny: so large frames are
 detected on a downscaled copy, same-size frames share one batched pass, and the model is built once per
-detector (building it is the slow part, loading three state dicts from the package).
+detector (building it is the slow part, loading three state dicts from the package). The networks run on a
+backend (forensics.faces.backends): facenet-pytorch on torch, or their ONNX export on onnxruntime.
 """
 from __future__ import annotations
 
@@ -14,10 +15,8 @@ from typing import Sequence
 
 import cv2
 import numpy as np
-import torch
-from facenet_pytorch import MTCNN
 
-from forensics.device import resolve_device
+from forensics.faces.backends import FACE_BACKENDS, FACENET
 from forensics.faces.image import to_rgb_uint8
 
 # MTCNN's P-Net sees 12x12 windows: a frame whose short side is below this has nothing to look at.
@@ -40,6 +39,7 @@ class FaceDetectorConfig:
     max_side: int = 640      # frames larger than this are detected on a downscaled copy
     batch_size: int = 16
     min_prob: float = 0.9    # faces below this are dropped
+    backend: str = FACENET   # forensics.faces.backends: facenet (torch) or onnx (onnxruntime)
 
     def __post_init__(self) -> None:
         self.thresholds = tuple(float(t) for t in self.thresholds)
@@ -54,6 +54,8 @@ class FaceDetectorConfig:
             problems.append(f"max_side must be >= {PNET_WINDOW}, got {self.max_side}")
         if self.batch_size < 1:
             problems.append(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.backend not in FACE_BACKENDS:
+            problems.append(f"backend must be one of {', '.join(FACE_BACKENDS.names())}, got {self.backend!r}")
         if problems:
             raise ValueError("FaceDetectorConfig: " + "; ".join(problems))
 
@@ -105,21 +107,8 @@ class FaceDetector:
     def __init__(self, config: FaceDetectorConfig | None = None, **overrides) -> None:
         config = config or FaceDetectorConfig()
         self.config = dataclasses.replace(config, **overrides) if overrides else config
-        self._device = resolve_device(self.config.device)
-        self._mtcnn = MTCNN(
-            min_face_size=self.config.min_face_size,
-            thresholds=list(self.config.thresholds),
-            factor=self.config.factor,
-            post_process=False,
-            select_largest=False,
-            keep_all=True,
-            device=self._device,
-        ).eval()
+        self._networks = FACE_BACKENDS.get(self.config.backend)(self.config)
         self._lock = threading.Lock()  # MTCNN keeps no state, but one forward at a time bounds memory
-
-    @property
-    def device(self) -> torch.device:
-        return self._device
 
     def detect(self, frames: Sequence[np.ndarray]) -> list[list[Face]]:
         images = [to_rgb_uint8(frame, f"frame {i}") for i, frame in enumerate(frames)]
@@ -156,9 +145,8 @@ class FaceDetector:
             return [faces for k in range(len(batch)) for faces in self._detect_batch(batch[k:k + 1])]
 
     def _mtcnn_detect(self, batch: np.ndarray) -> list[list[Face]]:
-        with self._lock, torch.inference_mode():
-            boxes, probs, points = self._mtcnn.detect(batch, landmarks=True)
-        return faces_from_mtcnn(boxes, probs, points, len(batch))
+        with self._lock:
+            return self._networks(batch)
 
 
 def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -172,11 +160,11 @@ _CACHE_LOCK = threading.Lock()
 
 
 def get_face_detector(config: FaceDetectorConfig | None = None, **overrides) -> FaceDetector:
-    """A shared FaceDetector per (config, device): callers that each build one would pay the load every time."""
+    """A shared FaceDetector per config: callers that each build one would pay the load every time."""
     config = config or FaceDetectorConfig()
     if overrides:
         config = dataclasses.replace(config, **overrides)
-    key = dataclasses.astuple(config) + (str(resolve_device(config.device)),)
+    key = dataclasses.astuple(config)
     with _CACHE_LOCK:
         detector = _CACHE.get(key)
         if detector is None:

@@ -17,7 +17,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from forensics.device import resolve_device
+from forensics.faces.backends import FACENET
 from forensics.faces.crops import CropSpec, aligned_crop
 from forensics.faces.detector import Face, FaceDetector, FaceDetectorConfig, detection_size, get_face_detector
 from forensics.faces.image import FaceInputError, to_rgb_uint8
@@ -89,10 +89,11 @@ class FacePipeline:
     """Detect (on keyframes), track and align every face of a stream of frames; see the module docstring."""
 
     def __init__(self, crop: CropSpec, config: FaceConfig | None = None, device: str = "auto",
-                 detector: FaceDetector | None = None) -> None:
+                 detector: FaceDetector | None = None, backend: str = FACENET) -> None:
         self.crop = crop
         self.config = config or FaceConfig()
-        self.device = resolve_device(device)
+        self.device = str(device)
+        self.backend = backend          # forensics.faces.backends: facenet (torch) or onnx
         self._fixed_detector = detector
         self.detect_seconds = 0.0       # time inside MTCNN, summed over every stream
         self.align_seconds = 0.0        # time tracking and cutting crops
@@ -101,9 +102,9 @@ class FacePipeline:
         """The shared MTCNN for frames of this size (its smallest face follows the frame's size)."""
         if self._fixed_detector is not None:
             return self._fixed_detector
-        return get_face_detector(FaceDetectorConfig(device=str(self.device), min_face_size=self.config.min_face(
+        return get_face_detector(FaceDetectorConfig(device=self.device, min_face_size=self.config.min_face(
             height, width), max_side=self.config.max_side, batch_size=self.config.mtcnn_batch,
-            min_prob=self.config.min_prob))
+            min_prob=self.config.min_prob, backend=self.backend))
 
     def stream(self, frames: Iterable[Frame], detect_every: int = 1, chunk: int = 64
                ) -> Iterator[tuple[Frame, list[FaceCrop]]]:

@@ -30,11 +30,12 @@ import numpy as np
 from detectors.aggregate import aggregate_scores
 from detectors.bundle import Bundle, load_bundle
 from detectors.card import card_of, card_summary
-from detectors.checkpoint import DetectorLoadError, LoadedDetector
 from detectors.footage import trained_on
-from detectors.predict import predict_clip_logits, predict_logits
-from forensics.device import resolve_device
+from detectors.meta import CheckpointInfo, DetectorLoadError
+from detectors.runtime import AUTO, ONNX
 from forensics.faces import FaceConfig, FacePipeline, auto_detect_every
+from forensics.faces.backends import FACENET
+from forensics.faces.backends import ONNX as ONNX_FACES
 from forensics.io import sha256_file
 from forensics.media import Frame, MediaError, iter_frames, sample_frames
 from forensics.pipelines.record import (OK, ClipObservation, DetectRecord, Findings, MemberRecord, ModelInfo,
@@ -56,6 +57,8 @@ class DetectConfig:
         cache uses for training, so detect sees faces the way the model learned them).
     batch_size: face crops per detector forward pass.
     thumbnails: how many of the most suspicious crops to keep for a report (0 = none).
+    runtime: what runs the networks when the model is loaded from a path (detectors.runtime): auto (onnxruntime
+        on a CPU when the model and MTCNN have checked exports in the cache, else torch), torch or onnx.
     """
 
     frames: int = 32
@@ -67,6 +70,7 @@ class DetectConfig:
     batch_size: int = 32
     device: str = "auto"
     thumbnails: int = 8
+    runtime: str = AUTO
 
     def __post_init__(self) -> None:
         for name in ("frames", "chunk", "batch_size", "clip_len"):
@@ -92,31 +96,31 @@ class Analysis:
 class DetectPipeline:
     """One loaded detector (or model bundle) and its face settings, reused across inputs."""
 
-    def __init__(self, model: LoadedDetector | Bundle, config: DetectConfig | None = None) -> None:
+    def __init__(self, model: CheckpointInfo | Bundle, config: DetectConfig | None = None) -> None:
         self.config = config or DetectConfig()
-        self.device = resolve_device(self.config.device)
         self.bundle = model if isinstance(model, Bundle) else Bundle.single(model)
         if self.bundle.frame is None:
             raise DetectorLoadError(f"{self.bundle.path}: a clip detector alone cannot judge stills or short "
                                     "tracks; bundle it with a frame detector (forensics bundle --help)")
+        for member in self.bundle.members.values():
+            member.place(self.config.device)
         self.loaded = self.bundle.frame
-        self.model = self.loaded.model.to(self.device).eval()
         self.temporal = self.bundle.temporal
-        if self.temporal is not None:
-            self.temporal.model.to(self.device).eval()
-        self.faces = FacePipeline(self.bundle.crop_spec, self.config.faces, device=str(self.device))
+        self.faces = FacePipeline(self.bundle.crop_spec, self.config.faces, device=self.config.device,
+                                  backend=ONNX_FACES if self.bundle.runtime == ONNX else FACENET)
         self.threshold = float(self.bundle.threshold)
         self.model_info = ModelInfo(name=self.bundle.name, sha256=self.bundle.sha256,
                                     trained_on=trained_on(self.bundle.members.values()),
                                     card="; ".join(card_summary(card_of(m.meta, m.path))
-                                                   for m in self.bundle.members.values()))
+                                                   for m in self.bundle.members.values()),
+                                    runtime=self.bundle.runtime)
         self.members = tuple(MemberRecord(role, m.name, m.sha256) for role, m in self.bundle.members.items()) \
             if self.bundle.fused else ()
 
     @classmethod
     def from_path(cls, model_path, config: DetectConfig | None = None) -> "DetectPipeline":
         config = config or DetectConfig()
-        return cls(load_bundle(model_path, device=str(resolve_device(config.device))), config)
+        return cls(load_bundle(model_path, device=config.device, runtime=config.runtime), config)
 
     # -- public ------------------------------------------------------------------------------------
     def analyse(self, path: str | Path) -> Analysis:
@@ -234,8 +238,7 @@ class CropScorer:
         if not self._crops:
             return
         t0 = time.perf_counter()
-        logits = predict_logits(self.pipeline.model, self._crops, self.pipeline.device,
-                                self.pipeline.config.batch_size)
+        logits = self.pipeline.loaded.logits(self._crops, self.pipeline.config.batch_size)
         self.seconds += time.perf_counter() - t0
         probs = self.pipeline.loaded.probability(logits)
         for obs, logit, prob, crop in zip(self._pending, logits, probs, self._crops):
@@ -257,7 +260,7 @@ class ClipScorer:
 
     def __init__(self, pipeline: DetectPipeline, step: int) -> None:
         self.pipeline, self.step = pipeline, step
-        self.length = int(pipeline.temporal.model.config.clip_len)
+        self.length = int(pipeline.temporal.meta["detector"]["clip_len"])
         self.runs: dict[int, list[tuple[np.ndarray, Observation]]] = {}
         self.fresh: dict[int, int] = {}          # faces in the run not yet covered by a scored clip
         self.scored: list[ClipObservation] = []
@@ -287,8 +290,7 @@ class ClipScorer:
     def _score(self, track: int) -> None:
         window = self.runs[track][-self.length:]
         t0 = time.perf_counter()
-        clip_logits, frame_logits = predict_clip_logits(self.pipeline.temporal.model, [np.stack([c for c, _ in window])],
-                                                         self.pipeline.device)
+        clip_logits, frame_logits = self.pipeline.temporal.clip_logits(np.stack([c for c, _ in window])[None])
         self.seconds += time.perf_counter() - t0
         fresh = self.fresh[track]
         for (_, observation), logit in list(zip(window, frame_logits[0]))[-fresh:]:

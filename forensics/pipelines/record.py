@@ -124,15 +124,18 @@ def media_score(tracks: Sequence[TrackVerdict], min_detections: int = MIN_TRACK_
 @dataclass(frozen=True)
 class ModelInfo:
     """Which detector produced a record: its name, the hash of its weights, what it was trained on
-    ("synthetic faces only", "real faces", or None when its checkpoint does not say) and its card's summary."""
+    ("synthetic faces only", "real faces", or None when its checkpoint does not say), its card's summary, and
+    which runtime ran its networks (torch, or onnx: the checked ONNX export on onnxruntime)."""
 
     name: str
     sha256: str
     trained_on: str | None = None
     card: str | None = None        # the model card in one line (detectors.card.card_summary)
+    runtime: str | None = None
 
     def to_json(self) -> dict:
-        return {"name": self.name, "sha256": self.sha256, "trained_on": self.trained_on, "card": self.card}
+        return {"name": self.name, "sha256": self.sha256, "trained_on": self.trained_on, "card": self.card,
+                "runtime": self.runtime}
 
 
 @dataclass(frozen=True)

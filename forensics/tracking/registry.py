@@ -22,19 +22,18 @@ import shutil
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 from mlflow import MlflowClient
 from mlflow.artifacts import download_artifacts
 from mlflow.exceptions import MlflowException
 
 from forensics.io import atomic_write_json
+from forensics.model_lookup import (CONFIG_DIR_ENV, MODEL_FILES, complete, local_source,  # noqa: F401  (re-exported)
+                                    remembered_registry_file, remembered_store_note)
+from forensics.runtime import MODEL_CACHE_ENV, model_cache_dir  # noqa: F401  (re-exported)
 from forensics.tracking import offline as off
 
 
-MODEL_FILES = ("model.safetensors", "config.json")
-MODEL_CACHE_ENV = "FORENSICS_MODEL_CACHE"
-CONFIG_DIR_ENV = "FORENSICS_CONFIG_DIR"          # default ~/.config/forensics (XDG_CONFIG_HOME)
 CHAMPION_ALIAS = "champion"
 _NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")
 _ALIAS = re.compile(r"^[\w\-]+$")
@@ -89,11 +88,6 @@ def resolve_model(name: str, alias: str) -> Path | None:
 
 # ---------------------------------------------------------------- the registry this machine last used
 
-def remembered_registry_file() -> Path:
-    base = os.environ.get(CONFIG_DIR_ENV) or Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "forensics"
-    return Path(base) / "registry.json"
-
-
 def _remember_registry(client) -> None:
     """Note where a champion was just set, so `forensics detect` run from any folder finds it (MLflow's default
     store is ./mlflow.db of the working folder, which a media folder does not have). Best effort: a read-only
@@ -133,8 +127,7 @@ def _lookup_in_remembered_registry(lookup):
         return None
     if found is not None and uri not in _warned:
         _warned.add(uri)
-        off.warn(f"mlflow: no tracking store in this folder; using {uri}, where the champion was last set on this "
-                 "machine (set MLFLOW_TRACKING_URI to choose another)")
+        off.warn(remembered_store_note(uri))
     return found
 
 
@@ -228,14 +221,6 @@ def set_model_alias(name: str, version: str | int, alias: str) -> None:
                          f"({off.tracking_uri()} is down and {off.offline_uri()} does not exist)")
 
 
-def model_cache_dir() -> Path:
-    env = os.environ.get(MODEL_CACHE_ENV)
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "forensics" / "models"
-
-
 def _with_fallback(op, missing_local_store_means_none: bool):
     """op(client, uri) against the tracking URI's registry, or the local fallback store's if unreachable. A
     lookup (`missing_local_store_means_none`) in a sqlite store that does not exist finds nothing and creates
@@ -277,18 +262,18 @@ def _version_by_alias(client, name: str, alias: str):
 
 def _local_model_dir(name: str, version, uri: str) -> Path:
     source = version.source
-    local = _as_local_path(source)
-    if local is not None and _complete(local):
+    local = local_source(source)
+    if local is not None and complete(local):
         return local
     key = version.run_id or hashlib.sha256(source.encode()).hexdigest()
     dest = model_cache_dir() / off.clean_key(name).replace("/", "_") / f"v{version.version}-{key[:12]}"
-    if _complete(dest):
+    if complete(dest):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
         got = Path(download_artifacts(artifact_uri=source, dst_path=str(tmp), tracking_uri=uri))
-        if not _complete(got):
+        if not complete(got):
             raise ValueError(f"registry: {name} version {version.version}: {source} lacks "
                              f"{' or '.join(MODEL_FILES)}")
         if dest.exists():
@@ -296,24 +281,11 @@ def _local_model_dir(name: str, version, uri: str) -> Path:
         try:
             os.replace(got, dest)
         except OSError:
-            if not _complete(dest):      # another process finished the same download first
+            if not complete(dest):      # another process finished the same download first
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest
-
-
-def _as_local_path(source: str) -> Path | None:
-    parsed = urlparse(source)
-    if parsed.scheme == "file":
-        return Path(unquote(parsed.path))
-    if parsed.scheme == "" and os.path.isabs(source):
-        return Path(source)
-    return None
-
-
-def _complete(folder: Path) -> bool:
-    return all((folder / f).is_file() for f in MODEL_FILES)
 
 
 def check_alias(alias: str) -> None:
