@@ -31,12 +31,13 @@ from typing import Any, Mapping
 import numpy as np
 
 from detectors.meta import CLIP_KIND, WEIGHTS_FILE, CheckpointInfo, DetectorLoadError, checkpoint_dir, read_config
+from detectors.mlmodel import write_mlmodel
 from detectors.runtime import AUTO, RUNTIMES, TORCH, choose
 from forensics.faces.crops import CropSpec
 from forensics.io import atomic_write_json, read_json_object, sha256_file
+from forensics.model_lookup import BUNDLE_FILE
 
 BUNDLE_FORMAT = "forensics-bundle/1"
-BUNDLE_FILE = "bundle.json"
 FRAME, TEMPORAL = "frame", "temporal"
 ROLES = (FRAME, TEMPORAL)
 
@@ -117,7 +118,8 @@ class Bundle:
 
 def save_bundle(directory: str | os.PathLike, members: Mapping[str, str | os.PathLike], fusion: dict,
                 meta: dict | None = None) -> Path:
-    """Copy the member checkpoints into directory/<role>/ and write bundle.json (atomically, last)."""
+    """Copy the member checkpoints into directory/<role>/ and write bundle.json (atomically, last), and an MLmodel
+    so the bundle is an MLflow pyfunc model like a single checkpoint (detectors.mlmodel)."""
     directory = Path(directory)
     unknown = sorted(set(members) - set(ROLES))
     if unknown:
@@ -128,6 +130,7 @@ def save_bundle(directory: str | os.PathLike, members: Mapping[str, str | os.Pat
         if Path(source).resolve() != target.resolve():
             shutil.rmtree(target, ignore_errors=True)
             shutil.copytree(source, target)
+    write_mlmodel(directory)
     atomic_write_json(directory / BUNDLE_FILE, {"format": BUNDLE_FORMAT, "members": {r: r for r in members},
                                                 "fusion": fusion, **(meta or {})})
     return directory

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from forensics.model_lookup import BUNDLE_FILE
 from forensics.provenance import SYNTHETIC_ONLY
 
 NOT_RECORDED = "not recorded"
@@ -18,9 +19,30 @@ FIGURES = (("val", "video_auc", "validation video AUC"), ("test", "video_auc", "
 
 
 def model_card(model_dir: str | Path, registered: dict | None = None) -> dict:
-    """The card of the detector in `model_dir`; `registered` is its registry entry (version, aliases, tags)."""
+    """The card of the detector (or bundle) in `model_dir`; `registered` is its registry entry (version, aliases,
+    tags)."""
     model_dir = Path(model_dir)
+    if (model_dir / BUNDLE_FILE).is_file():
+        return bundle_card(model_dir, registered)
     return card_of(json.loads((model_dir / "config.json").read_text(encoding="utf-8")), model_dir, registered)
+
+
+def bundle_card(model_dir: Path, registered: dict | None = None) -> dict:
+    """A bundle's card: its frame member's card (footage, training) with the bundle's own name, fused threshold,
+    calibration and validation AUC; each member's figures stay on its own line (they are not the bundle's)."""
+    config = json.loads((model_dir / BUNDLE_FILE).read_text(encoding="utf-8"))
+    members = {role: model_card(model_dir / str(folder)) for role, folder in (config.get("members") or {}).items()}
+    base = dict(members.get("frame") or next(iter(members.values())))
+    fusion = config.get("fusion") or {}
+    footage = {card["trained_on"] for card in members.values()}
+    auc = (fusion.get("validation_auc_by_rule") or {}).get(fusion.get("rule"))
+    return {**base, "name": config.get("name") or "+".join(card["name"] for card in members.values()),
+            "path": str(model_dir.resolve()), "registered": registered, "weights_sha256": None,
+            "trained_on": footage.pop() if len(footage) == 1 else "; ".join(
+                f"{role}: {card['trained_on']}" for role, card in members.items()),
+            "threshold": fusion.get("threshold"), "calibration": {k: fusion.get(k) for k in ("a", "b")},
+            "figures": {"fused validation video AUC": auc}, "test_by_kind": {},     # the members' own are theirs
+            "fusion": fusion.get("rule"), "members": {role: card_summary(card) for role, card in members.items()}}
 
 
 def card_of(meta: dict, model_dir: str | Path, registered: dict | None = None) -> dict:
@@ -65,7 +87,8 @@ def card_summary(card: dict) -> str:
     figures = card["figures"]
     label, auc = next(((k, figures.get(k)) for k in ("test video AUC (unseen identities)",
                                                      "co-evolution panel video AUC, all fakes",
-                                                     "validation video AUC")   # a game's candidate has only this
+                                                     "validation video AUC",   # a game's candidate has only this
+                                                     "fused validation video AUC")            # a bundle
                        if isinstance(figures.get(k), (int, float))), ("test video AUC", None))
     label = label.replace(" (unseen identities)", "").replace(", all fakes", "")
     footage = "training footage not recorded" if card["trained_on"] == NOT_RECORDED else \
@@ -97,7 +120,9 @@ def card_markdown(card: dict) -> str:
             ("Gate decision", card.get("gate")),
             ("Threshold", _number(card["threshold"])),
             ("Crop", _crop(card["crop"])),
-            ("Weights sha256", card["weights_sha256"])]
+            ("Weights sha256", card["weights_sha256"]),
+            ("Fusion", f"{card['fusion']} of the members' calibrated logits" if card.get("fusion") else None)]
+    rows += [(f"Member: {role}", summary) for role, summary in (card.get("members") or {}).items()]
     rows += [(label, _number(value)) for label, value in card["figures"].items()]
     lines += ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows if v is not None]
     if card["test_by_kind"]:

@@ -10,15 +10,25 @@ import sys
 from pathlib import Path
 
 from detectors.aliases import CHALLENGER, CHAMPION, MODEL_NAME, NO_CHAMPION, alias_of  # noqa: F401  (re-exported)
+from detectors.bundle import is_bundle, load_bundle
 from detectors.export import ExportError, cache_exports
 from forensics.io import one_line
 from forensics.tracking import resolve_model, set_model_alias
 
 
 def register(run, model_dir: str | Path, alias: str | None = CHALLENGER) -> str | None:
-    """Log a saved detector folder with `run` and register it as a new version (alias `alias`); a new
-    champion's ONNX exports go into the model cache so that scans start fast (prepare_fast_scans)."""
-    version = run.register_model(model_dir, name=MODEL_NAME, alias=alias)
+    """Log a saved detector folder (or a bundle of a frame and a clip detector) with `run` and register it as a
+    new version (alias `alias`); a new champion's ONNX exports go into the model cache so that scans start fast
+    (prepare_fast_scans). A bundle's version is tagged with its kind, members and fused validation AUC."""
+    sha256, tags = None, None
+    if is_bundle(model_dir):
+        bundle = load_bundle(model_dir)
+        fusion = bundle.fusion or {}
+        auc = (fusion.get("validation_auc_by_rule") or {}).get(fusion.get("rule"))
+        sha256 = bundle.sha256
+        tags = {"kind": "bundle", "members": ", ".join(f"{role}: {m.name}" for role, m in bundle.members.items()),
+                **({"metric.validation.fused_video_auc": f"{float(auc):.4f}"} if auc is not None else {})}
+    version = run.register_model(model_dir, name=MODEL_NAME, alias=alias, sha256=sha256, tags=tags)
     if alias == CHAMPION:
         prepare_fast_scans(model_dir)
     return version
@@ -37,6 +47,10 @@ def prepare_fast_scans(model_dir: str | Path) -> None:
     """Cache the champion's checked ONNX export and MTCNN's (detectors.export.cache_exports), so that
     `forensics detect` runs it on onnxruntime without importing torch. Best effort: a model that does not
     export (a bundle, a clip detector) is scanned on torch, as before."""
+    if is_bundle(model_dir):
+        print(f"note: {MODEL_NAME}@{CHAMPION} is a bundle with a clip detector: scans run on torch (onnxruntime "
+              "runs frame detectors only)", file=sys.stderr)
+        return
     try:
         made = cache_exports(model_dir)
     except (ExportError, ValueError, OSError, RuntimeError) as exc:

@@ -22,7 +22,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 CONFIG_DIR_ENV = "FORENSICS_CONFIG_DIR"          # default ~/.config/forensics (XDG_CONFIG_HOME)
-MODEL_FILES = ("model.safetensors", "config.json")
+MODEL_FILES = ("model.safetensors", "config.json")   # a detector checkpoint (detectors.checkpoint)
+BUNDLE_FILE = "bundle.json"                          # a bundle of detectors judged together (detectors.bundle)
 UNKNOWN = object()                               # "ask MLflow"
 
 
@@ -49,7 +50,8 @@ def local_source(source: str) -> Path | None:
 
 
 def complete(folder: Path) -> bool:
-    return all((folder / f).is_file() for f in MODEL_FILES)
+    """`folder` holds a registered model: a detector checkpoint or a bundle."""
+    return all((folder / f).is_file() for f in MODEL_FILES) or (folder / BUNDLE_FILE).is_file()
 
 
 def find_registered(name: str, alias: str):

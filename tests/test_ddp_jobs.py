@@ -99,7 +99,9 @@ def test_animation_on_two_processes_trains_the_model_one_process_trains(job):
                             for k in weights_one])
     # Adam turns float noise in a gradient that is zero in exact arithmetic (a conv bias right before a
     # GroupNorm, which cancels it) into full-size steps; those few weights change nothing the model computes.
-    assert close.mean() > 0.999, f"{(~close).sum()} of {close.size} weights differ"
+    # How many of them the noise reaches varies from run to run (30 and 147 of 64,215 seen, the latter on a
+    # loaded machine), so the bound is 0.5%: a sharding bug moves most weights.
+    assert close.mean() > 0.995, f"{(~close).sum()} of {close.size} weights differ"
     assert len(generator_runs(job)) == 2
 
 

@@ -41,9 +41,21 @@ def test_demo_miniature_runs_the_whole_path(store, capsys):
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(parents) == 1 and len(children) == 1
     assert {"panel_champion/union", "panel_champion/animation", "promotion/promoted"} <= set(children[0].data.metrics)
+    # The clip detector was bundled with the game's champion, registered as a version, and judged on the panel
+    # through the product path: the champion is the bundle only if that gate promoted it.
+    bundle = json.loads((out / "bundle.json").read_text())
+    gate = bundle["gate"]
+    assert gate["videos"]["panel"] == len(json.loads((out / "coevolve" / "panel.json").read_text())["videos"])
+    assert {"union", "faceswap@G0"} <= set(gate["auc"]["candidate"]) and gate["decision"]["reason"]
+    version = client.get_model_version("forensics-detector", bundle["version"])
+    assert version.tags["kind"] == "bundle" and version.tags["promotion"] == gate["decision"]["reason"][:500]
+    assert "frame + clip bundle:" in printed
     champion = resolve_model("forensics-detector", "champion")
-    assert (champion / "model.safetensors").read_bytes() == \
-        (Path(summary["champion"]["path"]) / "model.safetensors").read_bytes()
+    if bundle["promoted"]:
+        assert (champion / "bundle.json").is_file()
+    else:
+        assert (champion / "model.safetensors").read_bytes() == \
+            (Path(summary["champion"]["path"]) / "model.safetensors").read_bytes()
 
     # forensics detect (no --model: the champion) scanned a panel real and a panel fake made from it.
     panel = json.loads((out / "coevolve" / "panel.json").read_text())

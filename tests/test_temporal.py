@@ -6,11 +6,16 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
 
+import mlflow
+from mlflow import MlflowClient
+
 from detectors import create_detector, save_detector
+from detectors.aliases import CHALLENGER, MODEL_NAME
 from detectors.bundle import FRAME, TEMPORAL, Bundle, load_bundle, save_bundle
 from detectors.checkpoint import DetectorLoadError, load_detector
 from detectors.clips import ClipSet, track_runs, windows
@@ -21,9 +26,11 @@ from forensics.cli.main import main as cli
 from forensics.data.cache import FaceCache
 from forensics.media import sample_frames
 from forensics.media.sampling import clip_windows
+from forensics.model_lookup import find_registered
 from forensics.pipelines import DetectConfig, DetectPipeline
 from forensics.report import write_report
 from forensics.synthetic import WorldConfig, generate_world
+from forensics.tracking import resolve_model
 
 CLIP_LEN = 6
 # Small enough to train in seconds: 64-px crops, 16 consecutive frames per video, flicker only (the kind a
@@ -163,7 +170,8 @@ def test_bundle_refuses_mislabelled_members_and_bad_fusion(trained, tmp_path):
 
 
 def test_bundle_command_fits_fusion_on_validation_videos_and_detect_reports_both_scores(world, trained, tmp_path,
-                                                                                        capsys):
+                                                                                        capsys, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     model_dir, _ = trained
     frame_dir = _frame_model(tmp_path / "frame", scale=0.01)     # the clip detector carries the verdict here
     out = tmp_path / "bundle"
@@ -175,6 +183,7 @@ def test_bundle_command_fits_fusion_on_validation_videos_and_detect_reports_both
     assert result["fusion"]["a"] > 0 and result["validation"]["kinds"] == ["flicker"]
     by_rule = result["fusion"]["validation_auc_by_rule"]
     assert set(by_rule) == {"max", "mean"} and by_rule[result["fusion"]["rule"]] == max(by_rule.values())
+    assert result["registered_version"] == "1"
 
     video = sorted((world / "videos").glob("*.mp4"))[0]
     pipeline = DetectPipeline.from_path(out, DetectConfig(frames=16, clip_len=CLIP_LEN, device="cpu", thumbnails=2))
@@ -189,6 +198,22 @@ def test_bundle_command_fits_fusion_on_validation_videos_and_detect_reports_both
     page = write_report(analysis.record.to_json(), analysis.thumbnails, tmp_path / "report")
     html = page.read_text()
     assert "clip detector" in html and "Temporal detector" in html
+
+    # Registered as a version of the detector model: found by alias, scored as a bundle, carded, and a pyfunc.
+    registered = find_registered(MODEL_NAME, CHALLENGER)
+    assert registered == resolve_model(MODEL_NAME, CHALLENGER) and (registered / "bundle.json").is_file()
+    assert cli(["detect", str(video), "--model", "challenger", "--frames", "16", "--clip-len", str(CLIP_LEN),
+                "--quiet"]) == 0
+    scanned = json.loads(capsys.readouterr().out)
+    assert scanned["model"]["sha256"] == record["model"]["sha256"] and scanned["model"]["runtime"] == "torch"
+    assert [m["score"] for m in scanned["detectors"]] == [m["score"] for m in record["detectors"]]
+    assert cli(["models", "show", "challenger"]) == 0
+    card = capsys.readouterr().out
+    assert "Member: frame" in card and "Member: temporal" in card and "fused validation video AUC" in card
+    version = MlflowClient().get_model_version(MODEL_NAME, "1")
+    assert version.tags["kind"] == "bundle" and version.tags["sha256"] == record["model"]["sha256"]
+    rows = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@{CHALLENGER}").predict(pd.DataFrame({"path": [str(video)]}))
+    assert rows.loc[0, "status"] == "ok" and json.loads(rows.loc[0, "record"])["detectors"]
 
 
 def test_detect_refuses_a_clip_detector_alone_in_one_line(trained, tmp_path):

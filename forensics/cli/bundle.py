@@ -14,6 +14,7 @@ examples:
   forensics train detector --out runs/detector                                  # frame detector (SBI)
   forensics train detector --arch temporal-small --out runs/temporal            # clip detector
   forensics bundle --frame runs/detector/model --temporal runs/temporal/model --out runs/bundle
+                                            # registered as forensics-detector@challenger (--no-register: not)
   forensics detect clip.mp4 --model runs/bundle --report report/
 
 The fusion is fitted on the validation split of --root (default data/synth): its real videos, and from each
@@ -36,6 +37,9 @@ def add_parser(sub) -> None:
     p.add_argument("--cache", default=None, help="face-crop cache of clips (default ROOT/face_cache_clips)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
+    p.add_argument("--no-register", action="store_true",
+                   help="do not register the bundle in MLflow (default: a new version of forensics-detector, "
+                        "alias challenger)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -43,11 +47,11 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from detectors.checkpoint import DetectorLoadError, load_detector
-    from detectors.fusion import make_bundle
+    from detectors.promote import CHALLENGER
     from detectors.task import DetectorTrainConfig
     from forensics.data.registry import DatasetError
     from forensics.device import resolve_device
-    from forensics.pipelines.train import prepare_cache
+    from forensics.pipelines.train import prepare_cache, run_bundle_fitting
 
     try:
         temporal = load_detector(args.temporal)
@@ -56,8 +60,9 @@ def run(args) -> int:
         config.device = args.device
         prepared = prepare_cache(args.root, config, dataset=args.dataset, cache_dir=args.cache,
                                  progress=not args.quiet)
-        result = make_bundle(args.frame, args.temporal, prepared.cache, args.out, seed=args.seed,
-                             device=str(resolve_device(args.device)))
+        result = run_bundle_fitting(args.frame, args.temporal, prepared.cache, args.out, seed=args.seed,
+                                    device=str(resolve_device(args.device)),
+                                    register_as=None if args.no_register else CHALLENGER)
     except (DetectorLoadError, DatasetError, ValueError) as exc:
         print(f"forensics bundle: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
@@ -74,5 +79,8 @@ def run(args) -> int:
     rules = ", ".join(f"{r} {v:.3f}" for r, v in result["fusion"]["validation_auc_by_rule"].items())
     print(f"  fusion rule {result['fusion']['rule']} (validation AUC by rule: {rules}); threshold "
           f"{result['fusion']['threshold']:.3f}")
+    if result["registered_version"]:
+        print(f"  registered: forensics-detector version {result['registered_version']} (challenger; "
+              f"`forensics detect VIDEO --model challenger`)")
     print(f"  use it with: forensics detect VIDEO --model {result['bundle']}")
     return 0

@@ -22,8 +22,9 @@ def add_parser(sub) -> None:
                        description="Render a synthetic face world, train a detector on self-blended pseudo-fakes, "
                                    "train the face-swap and face-animation generators, co-evolve them against the "
                                    "detector for a few rounds on the product path (a candidate becomes `champion` only "
-                                   "if it beats the incumbent on the held-out panel), and scan a panel real and a "
-                                   "panel fake of the latest face swap with the champion.",
+                                   "if it beats the incumbent on the held-out panel), bundle a clip detector with the "
+                                   "champion (promoted only if it beats it on the panel through forensics detect), and "
+                                   "scan a panel real and a panel fake of the latest face swap with the champion.",
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
     p.add_argument("--out", default="demo", help="output folder (default: demo)")
     p.add_argument("--preset", default="cpu-small", help="cpu-small (default), mini, or a YAML file")
@@ -60,8 +61,15 @@ def run(args) -> int:
     print(f"  world + ground truth:  {result.world}")
     print(f"  generators:            {', '.join(str(p) for p in result.generators.values())}")
     print(f"  co-evolution:          {out / 'coevolve'} (rounds.jsonl, summary.json)")
-    print(f"  champion detector:     {result.summary['champion']['name']} {result.champion}  (registered as the "
-          f"champion `forensics detect` uses)")
+    if result.bundle:
+        gate = result.bundle["gate"]
+        union = {name: gate["auc"][name]["union"]["auc"] for name in ("candidate", "champion")}
+        print(f"  frame + clip bundle:   {result.bundle['bundle']}  (version {result.bundle['version']}; panel video AUC "
+              f"through forensics detect, all fakes: bundle {union['candidate']:.3f} vs champion "
+              f"{union['champion']:.3f}; {gate['decision']['reason']})")
+    champion_name = "the bundle" if result.bundle and result.bundle["promoted"] else result.summary["champion"]["name"]
+    print(f"  champion detector:     {champion_name} {result.champion}  (registered as the champion `forensics "
+          f"detect` uses)")
     print(f"  detections + reports:  {out / 'detections.jsonl'}, {out / 'report'}/index.html")
     print("  follow every run in MLflow:  .venv/bin/forensics ui   (then open the address it prints)")
     failed = any(r.get("status") == "error" for r in result.scans.values())

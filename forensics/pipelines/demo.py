@@ -3,8 +3,10 @@
 render a synthetic world -> cache its faces -> train the default detector (D0) on self-blended pseudo-fakes ->
 train the face-swap (on two training identities) and face-animation generators -> play the co-evolution game
 for a few rounds (the animation model held out: only scored) -> the champion is whoever the evidence supports
-(D0 if no candidate beat it on the panel) -> scan a panel real video and a panel fake of the latest face-swap
-version, neither of which anything trained on.
+(D0 if no candidate beat it on the panel) -> train a clip detector on real videos' temporal pseudo-fakes and
+bundle it with the champion (registered as a challenger); the bundle becomes the champion only if it beats it
+on the game's panel through the product path (forensics.pipelines.panel_gate) -> scan a panel real video and a
+panel fake of the latest face-swap version, neither of which anything trained on.
 
 Every stage is resumable: re-running with the same OUT reuses the rendered world, the face cache and the
 finished checkpoints, so an interrupted demo picks up where it stopped.
@@ -20,12 +22,16 @@ from typing import Callable
 
 from detectors import promote
 from detectors.task import DetectorTrainConfig
+from forensics.io import atomic_write_json
 from forensics.data.manifest import read_manifest
 from forensics.harness import CoevolveConfig, run_coevolution
 from forensics.harness.panel import Panel
 from forensics.pipelines.detect import DetectConfig
+from forensics.pipelines.panel_gate import gate_on_panel
 from forensics.pipelines.scan import print_summary, scan
-from forensics.pipelines.train import prepare_cache, run_detector_training, run_generator_training
+from forensics.pipelines.train import (prepare_cache, run_bundle_fitting, run_detector_training,
+                                       run_generator_training)
+from forensics.tracking import set_model_version_tags
 from forensics.presets import read_preset
 from forensics.report import ReportWriter
 from forensics.synthetic import WorldConfig, generate_world
@@ -52,6 +58,8 @@ class DemoConfig:
     coevolve_preset: str = "cpu-small"
     coevolve_overrides: dict = field(default_factory=dict)
     rounds: int = 3
+    temporal_preset: str | None = "temporal-small"     # the clip detector bundled with the champion (None: none)
+    temporal_overrides: dict = field(default_factory=dict)
     device: str = "auto"
 
     @classmethod
@@ -73,6 +81,7 @@ class DemoResult:
     fake_video: Path | None
     timings: dict[str, float]
     summary: dict = field(default_factory=dict)      # the game's summary.json
+    bundle: dict | None = None                        # the bundle, its version and its gate (bundle.json)
 
 
 def render_world(config: DemoConfig, out: Path, say: Callable[[str], None]) -> Path:
@@ -155,14 +164,58 @@ def run_demo(config: DemoConfig, out: str | Path, say: Callable[[str], None] = p
     lap("coevolve")
 
     summary = json.loads((out / "coevolve" / "summary.json").read_text())
+    champion = Path(summary["champion"]["path"])
+    bundle = None
+    if config.temporal_preset:
+        bundle = ship_bundle(config, world, out, champion, harness, say)
+        champion = Path(bundle["bundle"]) if bundle["promoted"] else champion
+        lap("bundle")
     real_video, fake_video = panel_pair(out / "coevolve", summary)
     say(f"scanning a panel real video and a panel fake of the latest face-swap version with the champion "
-        f"({summary['champion']['name']}): forensics detect {real_video} {fake_video}")
+        f"({champion.name if bundle and bundle['promoted'] else summary['champion']['name']}): forensics detect "
+        f"{real_video} {fake_video}")
     scans = scan_videos([real_video, fake_video], out)
     lap("detect")
     return DemoResult(world=world, detector=detector.model_dir, generators=generators, rounds=rounds,
-                      champion=Path(summary["champion"]["path"]), scans=dict(zip(("real", "fake"), scans)),
-                      fake_video=fake_video, timings=timings, summary=summary)
+                      champion=champion, scans=dict(zip(("real", "fake"), scans)),
+                      fake_video=fake_video, timings=timings, summary=summary, bundle=bundle)
+
+
+def ship_bundle(config: DemoConfig, world: Path, out: Path, champion: Path, harness: CoevolveConfig,
+                say: Callable[[str], None]) -> dict:
+    """Train the clip detector, bundle it with the game's champion (registered: challenger) and let the panel
+    decide through the product path; promote on evidence only. The outcome is kept in OUT/bundle.json."""
+    done = out / "bundle.json"
+    if done.is_file():
+        say(f"bundle: finished earlier ({done})")
+        return json.loads(done.read_text())
+    temporal = dataclasses.replace(DetectorTrainConfig.from_preset(config.temporal_preset, seed=config.seed,
+                                                                   device=config.device), **config.temporal_overrides)
+    say(f"caching clips of consecutive faces -> {out / 'face_cache_clips'}")
+    prepared = prepare_cache(world, temporal, dataset="synthetic", cache_dir=out / "face_cache_clips", progress=True,
+                             say=say)
+    say(f"training the clip detector ({temporal.detector}) on temporal pseudo-fakes of real videos -> "
+        f"{out / 'temporal'}")
+    trained = run_detector_training(temporal, prepared.cache, out / "temporal", run_name="demo-temporal",
+                                    register_as=None, progress=True, tags={"kind": "demo"})
+    say(f"bundling it with the champion ({champion}) -> {out / 'bundle'}; the fusion is fitted on validation videos")
+    fitted = run_bundle_fitting(champion, trained.result.model_dir, prepared.cache, out / "bundle", seed=config.seed,
+                                device=config.device, run_name="demo-bundle")
+    say("bundle vs champion on the game's panel through the product path (forensics detect on every panel video)")
+    gate = gate_on_panel(out / "bundle", champion, out / "coevolve" / "panel.json", harness.bootstrap,
+                         harness.confidence, harness.tolerance, seed=config.seed, say=say)
+    decision = gate["decision"]
+    version = fitted["registered_version"]
+    if version is not None:
+        set_model_version_tags(promote.MODEL_NAME, version, {"promotion": decision["reason"][:500]})
+        if decision["promote"]:
+            promote.promote(version, promote.CHAMPION)
+    say(f"bundle: {decision['reason']}")
+    outcome = {"bundle": str(out / "bundle"), "temporal": str(trained.result.model_dir), "version": version,
+               "promoted": bool(decision["promote"] and version is not None), "fusion": fitted["fusion"],
+               "validation_auc": fitted["auc"], "gate": gate}
+    atomic_write_json(done, outcome)
+    return outcome
 
 
 def panel_pair(run_dir: Path, summary: dict) -> tuple[Path, Path]:

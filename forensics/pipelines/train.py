@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from detectors.promote import CHALLENGER, CHAMPION, promote_if_first
+from detectors.fusion import make_bundle
+from detectors.promote import CHALLENGER, CHAMPION, promote_if_first, register
 from detectors.registry import detector_kind
 from detectors.task import DetectorTrainConfig
 from detectors.train import DetectorTrainResult, train_detector, training_data
@@ -94,6 +95,23 @@ def run_detector_training(config: DetectorTrainConfig, cache: FaceCache, out: st
         first_ok = detector_kind(config.detector) == "frame"
         promoted = register_as != CHAMPION and first_ok and promote_if_first(result.registered_version)
     return TrainedDetector(result, getattr(run, "run_id", None), promoted)
+
+
+def run_bundle_fitting(frame: str | Path, temporal: str | Path, cache: FaceCache, out: str | Path, seed: int = 0,
+                       device: str = "cpu", register_as: str | None = CHALLENGER,
+                       run_name: str | None = None) -> dict:
+    """Fit a bundle's fusion (detectors.fusion.make_bundle) in an MLflow run of the `detectors` experiment and
+    register the bundle as a version of the detector model (unless register_as is None): `forensics detect
+    --model challenger` (or the champion, once evidence promotes it) then runs both detectors. The result of
+    make_bundle, with `registered_version` and `run_id`."""
+    with start_run(DETECTOR_EXPERIMENT, run_name=run_name or f"bundle-{time.strftime('%m%d-%H%M')}",
+                   params={"frame": str(frame), "temporal": str(temporal), "cache": str(cache.root), "seed": seed},
+                   tags={"kind": "bundle"}) as run:
+        result = make_bundle(frame, temporal, cache, out, seed=seed, device=device)
+        run.log_metrics({f"val/{role}_video_auc": figures["all"] for role, figures in result["auc"].items()})
+        run.log_dict(result, "bundle_fit.json")
+        version = register(run, out, alias=register_as) if register_as else None
+    return {**result, "registered_version": version, "run_id": getattr(run, "run_id", None)}
 
 
 def main_run(experiment: str, tags: dict | None = None, **kwargs):

@@ -29,12 +29,12 @@ from mlflow.entities import Metric, Param, RunTag
 
 from forensics.gitinfo import git_state
 from forensics.io import sha256_file
+from forensics.model_lookup import BUNDLE_FILE, MODEL_FILES, complete
 from forensics.tracking import artifacts as art
 from forensics.tracking import offline as off
 from forensics.tracking.registry import check_alias, create_model_version
 
 
-MODEL_FILES = ("model.safetensors", "config.json")
 
 
 @dataclass
@@ -216,9 +216,11 @@ class Run:
                 self._journal.artifacts.append(off.Artifact(local, artifact_path, is_dir=True))
             self._do(lambda s: s.client.log_artifacts(s.run_id, str(local), artifact_path), journaled=True)
 
-    def register_model(self, local_dir: str | Path, name: str, alias: str | None = None) -> str | None:
-        """Log a detector checkpoint folder under "model/" and register it; returns the version (None
-        when the run is not being logged at all).
+    def register_model(self, local_dir: str | Path, name: str, alias: str | None = None, sha256: str | None = None,
+                       tags: dict | None = None) -> str | None:
+        """Log a detector checkpoint folder (or a bundle of detectors) under "model/" and register it; returns
+        the version (None when the run is not being logged at all). `sha256` names what a bundle's records call
+        its hash (a checkpoint's is its weights'); `tags` go on the version beside the headline metrics.
 
         The registry entry points at the plain checkpoint (safetensors + config.json), not at an MLflow
         flavour: mlflow.pytorch would pickle the model, and the product loads models without pickle.
@@ -226,15 +228,18 @@ class Run:
         if alias is not None:
             check_alias(alias)
         folder = Path(local_dir)
-        missing = [f for f in MODEL_FILES if not (folder / f).is_file()]
-        if missing:
+        if not complete(folder):
+            missing = [f for f in MODEL_FILES if not (folder / f).is_file()]
             raise ValueError(f"register_model: {folder}: missing {', '.join(missing)} "
-                             "(expected a folder written by detectors.save_detector)")
-        digest = sha256_file(folder / "model.safetensors")
+                             f"(expected a folder written by detectors.save_detector, or a bundle's {BUNDLE_FILE})")
+        if sha256 is None and not (folder / "model.safetensors").is_file():
+            raise ValueError(f"register_model: {folder}: a bundle is registered with its sha256")
+        digest = sha256 or sha256_file(folder / "model.safetensors")
         self._n_models += 1        # each version keeps its own files: model/, then model-2/, ...
         artifact_path = "model" if self._n_models == 1 else f"model-{self._n_models}"
         self.log_artifacts(folder, artifact_path)
-        tags = {"sha256": digest, "experiment": self.experiment, **headline_metrics(folder / "config.json")}
+        tags = {"sha256": digest, "experiment": self.experiment, **headline_metrics(folder / "config.json"),
+                **(tags or {})}
         return self._do(lambda s: create_model_version(
             s.client, name, f"{s.artifact_uri.rstrip('/')}/{artifact_path}", s.run_id, alias=alias, tags=tags),
             journaled=False)
