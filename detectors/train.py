@@ -285,7 +285,11 @@ def continue_training(start_dir: str | Path, out_dir: str | Path, checkpoint_dir
             "metrics": {f"val/{level}_{k}": v for level in ("frame", "video") for k, v in report[level].items()
                         if _is_number(v)},
             "lineage": lineage, "trained": {"epochs_run": fit.epochs_run, "best_epoch": fit.best_epoch,
-                                            "stopped_early": fit.stopped_early, "lr": lr, "seed": seed},
+                                            "stopped_early": fit.stopped_early, "lr": lr, "seed": seed,
+                                            # a clip detector's pseudo-fake kinds stay its own (and its held-out
+                                            # kind stays held out) over every move
+                                            **{k: v for k, v in (start.get("trained") or {}).items()
+                                               if k in ("kinds", "held_out_kinds")}},
             **(extra_meta or {})}
     save_detector(out_dir, model.cpu(), meta)
     return MoveResult(Path(out_dir), calibration.platt, calibration.threshold, None, summaries(report), **common)

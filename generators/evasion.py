@@ -9,7 +9,8 @@ not "be as unlike a fake as possible" (that direction makes fakes separable on t
 adversarial perturbation rather than a better generator). The fakes are selected the way the game selects
 them (family.select_fakes on the fit portion) and drawn differentiably (family.draw_tensor); the detector
 sees them as it sees crops (resized to its input and normalised by its preprocess_tensor), is in eval mode,
-never stepped, and receives no gradients of its own. It is handed in as a module: generators never import
+never stepped, and receives no gradients of its own. A clip detector sees each fake stretched to a run of its
+clip length (FakeBatch.as_runs: consecutive frames, the same choices), so the hinge is on how the fakes move. It is handed in as a module: generators never import
 detectors.
 
 ProductSurrogate puts those fakes where `forensics detect` finds them: a fake video's face is drawn at the
@@ -49,9 +50,19 @@ def hinge(logits: torch.Tensor, threshold_logit: float) -> torch.Tensor:
     return F.relu(logits.float() - float(threshold_logit))
 
 
+def clip_length(detector) -> int | None:
+    """T for a clip detector (it judges T consecutive frames at once), None for a frame detector."""
+    return int(detector.config.clip_len) if getattr(detector, "kind", "frame") == "clip" else None
+
+
 def evasion_terms(detector, fakes: torch.Tensor, weight: float, threshold_logit: float
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(weighted hinge loss, mean logit, share of fakes called real) of float fakes [B, 3, S, S] in [0, 1]."""
+    """(weighted hinge loss, mean logit, share of fakes called real) of float fakes [B, 3, S, S] in [0, 1]. A
+    clip detector sees them as B / T clips of T consecutive frames (the rows come run after run: FakeBatch.as_runs)
+    and the hinge is on its clip logits."""
+    length = clip_length(detector)
+    if length is not None:
+        fakes = fakes.unflatten(0, (fakes.shape[0] // length, length))
     logits = detector(detector.preprocess_tensor(fakes)).float()
     passed = (logits.detach() < threshold_logit).float().mean()
     return weight * hinge(logits, threshold_logit).mean(), logits.mean().detach(), passed
@@ -131,8 +142,17 @@ class EvasionTask:
     def train_batches(self, epoch: int, rank: int, world_size: int) -> list:
         rng = np.random.default_rng([self.seed, epoch, rank, 0xE7A])
         batches = list(self.base.train_batches(epoch, rank, world_size))
-        return [(batch, self.family.select_fakes("evasion", self.loaded, self.faces, self.identities, "fit",
-                                                 self.fakes_per_step, self.clip_frames, rng)) for batch in batches]
+        length = clip_length(self.detector)
+
+        def fakes():
+            if length is None:
+                return self.family.select_fakes("evasion", self.loaded, self.faces, self.identities, "fit",
+                                                self.fakes_per_step, self.clip_frames, rng)
+            return self.family.select_fakes("evasion", self.loaded, self.faces, self.identities, "fit",
+                                            max(1, self.fakes_per_step // length), self.clip_frames,
+                                            rng).as_runs(self.faces, length)
+
+        return [(batch, fakes()) for batch in batches]
 
     def training_step(self, batch, ctx) -> dict:
         base_batch, selection = batch

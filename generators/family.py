@@ -66,6 +66,27 @@ class FakeBatch:
     def drawn(self, images: np.ndarray, recipe: dict) -> "FakeBatch":
         return replace(self, images=images, recipe=recipe)
 
+    def as_runs(self, faces: FaceSet, length: int) -> "FakeBatch":
+        """Each fake stretched to `length` consecutive frames of its target's video, every other choice (source,
+        reference frame, decoder) repeated, rows grouped run after run: the clips a clip detector judges. The
+        run is the latest one that holds the target; a fake whose video has no such run is dropped."""
+        where = {(int(v), int(f)): row for row, (v, f) in enumerate(zip(faces.video, faces.frame))}
+        picks = []
+        for k, target in enumerate(self.target):
+            video, frame = int(faces.video[target]), int(faces.frame[target])
+            for start in range(frame, frame - length, -1):
+                rows = [where.get((video, start + j)) for j in range(length)]
+                if None not in rows:
+                    picks.append((k, rows))
+                    break
+        if not picks:
+            raise ValueError(f"{self.name}: no fake's video has {length} consecutive frames for a clip")
+        index = np.array([k for k, rows in picks for _ in rows], np.int64)
+        return replace(self, images=self.images[index], target=np.array([r for _, rows in picks for r in rows],
+                                                                         np.int64),
+                       source=self.source[index], initial=self.initial[index], variant=self.variant[index],
+                       source_id=self.source_id[index], target_id=self.target_id[index], group=self.group[index])
+
     def scenes(self, faces: FaceSet) -> np.ndarray:
         """The video each fake's surroundings come from: the source still's where there is one (its
         background, light and noise), else the target's; the detector pairs reals with fakes by it."""

@@ -103,9 +103,8 @@ def parts(tmp_path_factory):
 def mini_config(parts, **overrides):
     generators = [{"family": "faceswap", "checkpoint": str(parts["faceswap"])},
                   {"family": "animation", "checkpoint": str(parts["animation"])}]
-    overrides = {"held_out_family": "animation", **overrides}
-    return CoevolveConfig.from_preset("mini", world=str(parts["world"]), detector=str(parts["detector"]),
-                                      generators=generators, **overrides)
+    overrides = {"held_out_family": "animation", "detector": str(parts["detector"]), **overrides}
+    return CoevolveConfig.from_preset("mini", world=str(parts["world"]), generators=generators, **overrides)
 
 
 def client_for(uri: str):
@@ -329,6 +328,48 @@ def test_under_torchrun_every_rank_trains_the_detector_move_and_rank_0_alone_pla
     assert move["train_loss"][0] == pytest.approx(first, rel=0.15), (move["train_loss"], first)
 
 
+def test_a_clip_detector_plays_the_game_on_clips(parts, tmp_path):
+    """D0 a clip detector: the game caches windows of its clip length, the generator's hinge is on clip logits
+    of runs of consecutive fakes, the detector's move trains on the game's fake clips beside temporal
+    pseudo-fakes of the kinds D0 trained on, and the panel scores every video by its clips."""
+    cached = cache_dataset(parts["world"], CacheConfig(frames=6, crop_size=SIZE, margin=0.25, device="cpu",
+                                                       clip_len=3), cache_dir=tmp_path / "clip_cache", progress=False)
+    config = DetectorTrainConfig(detector="temporal-small", input_size=2 * SIZE, crop_size=SIZE, margin=0.25,
+                                 frames_per_video=6, clip_len=3, temporal_kinds=["flicker"],
+                                 held_out_kinds=["warp_jitter"], epochs=2, batch_size=4, lr=3e-3, patience=None,
+                                 device="cpu")
+    d0 = train_detector(config, cached.cache, tmp_path / "temporal", register_as=None, progress=False,
+                        keep_refused=True).model_dir
+    out = tmp_path / "coevolve"
+    (record,) = run_coevolution(mini_config(parts, detector=str(d0), frames=6), out, register=False, progress=False)
+    state = json.loads((out / "state.json").read_text())
+    steps = state["rounds"]["1"]["steps"]
+    settings = json.loads((out / "cache" / "settings.json").read_text())["config"]
+    assert settings["clip_len"] == 3
+
+    # The generator moved against clip logits (the clip detector takes nothing but clips [B, T, 3, S, S]): its hinge
+    # saw the champion's verdict on runs of its fakes.
+    attempt = steps["generators"]["moves"]["faceswap"]["attempts"][0]
+    assert np.isfinite(attempt["fake_logit"]) and 0.0 <= attempt["called_real"] <= 1.0
+    gap = steps["panel"]["surrogate_gap"]["faceswap"]
+    assert np.isfinite(gap["surrogate_mean_logit"]) and np.isfinite(gap["product_mean_logit"])
+
+    # The detector's move trained on clips: the game's fit fakes as clips, its own kinds kept for the next move.
+    move = steps["detector"]
+    assert move["pool"]["clip_len"] == 3 and move["pool"]["fake_clips"] >= 1 and move["epochs_run"] >= 1
+    if move["candidate"]:
+        candidate = load_detector(move["candidate"])
+        assert candidate.kind == "clip" and candidate.meta["trained"]["kinds"] == ["flicker"]
+        assert candidate.meta["trained"]["held_out_kinds"] == ["warp_jitter"]
+
+    # The panel scored every video by its clips, D0 and the candidate alike, on every column.
+    matrix = steps["panel"]["matrix"]
+    assert set(matrix) == ({"D0", "D1"} if move["candidate"] else {"D0"})
+    for row in matrix.values():
+        assert set(COLUMNS) <= set(row) and all(0.0 <= row[c]["auc"] <= 1.0 for c in COLUMNS)
+    assert record["promotion"]["decision"]["reason"]
+
+
 # ---------------------------------------------------------------- the generator's move
 
 @pytest.fixture(scope="session")
@@ -402,6 +443,25 @@ def test_a_move_over_the_quality_budget_is_halved_then_refused(parts, move_parts
     assert record["evasion_weight"] == 0.0 and not (tmp_path / "gen_strict").exists()
     for attempt in record["attempts"]:
         assert set(attempt["quality"]) >= {"id_retrieval", "landmark_error", "reconstruction"}
+
+
+def test_fakes_as_runs_are_consecutive_frames_of_one_video_drawn_alike(parts):
+    faces = parts["faces"]
+    last = [int(np.flatnonzero(faces.video == v)[np.argmax(faces.frame[faces.video == v])])
+            for v in np.unique(faces.video)[:2]]           # the last frame of two videos: runs end with them
+    target = np.array([0, *last])
+    batch = FakeBatch.selection("t", "faceswap", SIZE, target, variant=["a", "b", "a"], source=[-1, 5, -1],
+                                group=["g0", "g1", "g2"])
+    runs = batch.as_runs(faces, 3)
+    assert len(runs) == 9 and list(runs.variant) == ["a"] * 3 + ["b"] * 3 + ["a"] * 3
+    assert list(runs.source) == [-1] * 3 + [5] * 3 + [-1] * 3 and list(runs.group[3:6]) == ["g1"] * 3
+    for k, original in enumerate(target):
+        rows = runs.target[3 * k:3 * k + 3]
+        assert len(set(faces.video[rows].tolist())) == 1 and np.all(np.diff(faces.frame[rows]) == 1)
+        assert original in rows
+    assert runs.target[5] == last[0]                     # a run at a video's end ends with its target
+    with pytest.raises(ValueError, match="consecutive"):
+        batch.as_runs(faces, 1000)
 
 
 def test_the_surrogate_shows_the_fake_face_in_sharp_surroundings_and_keeps_gradients(parts, move_parts):

@@ -43,7 +43,8 @@ def add_parser(sub) -> None:
     p.add_argument("--preset", default="cpu-small", help="cpu-small (default), gpu, mini, or a YAML file")
     p.add_argument("--world", default=None, help="synthetic world folder (default from the preset: data/synth)")
     p.add_argument("--model", dest="detector", default=None, metavar="MODEL",
-                   help="the starting detector: a folder, or 'champion' (the registered one)")
+                   help="the starting detector: a folder (a frame detector, or a clip detector such as temporal-small: "
+                        "the game then plays on clips), or 'champion' (the registered one)")
     deprecated(p, "--detector", "--model", dest="detector")
     p.add_argument("--generator", action="append", default=None, metavar="FAMILY=CKPT",
                    help="a checkpoint of any registered generator family (repeatable; replaces the preset's list), "

@@ -15,10 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from detectors.batches import VideoPairedBatches, evaluation_samples
+from detectors.clips import ClipBatches, ClipSet, clip_evaluation_samples
+from detectors.meta import read_config
 from detectors.train import MoveResult, continue_training
 from forensics.data.cache import CacheConfig, FaceCache
-from forensics.data.crops import FAKE, CropRef, CropSet
+from forensics.data.crops import FAKE, REAL, CropRef, CropSet
 from forensics.training import distributed as D
+from generators.blending.temporal import TEMPORAL_KINDS
 
 # How long the other ranks may wait for rank 0's next order: a round's setup, generator moves and fakes can
 # take hours on a big world, and a shorter timeout would kill a healthy game.
@@ -53,6 +56,20 @@ def play_detector_move(order: MoveOrder, run=None, progress: bool = True) -> tup
 
 def _play(order: MoveOrder, run, progress: bool) -> tuple[MoveResult | None, dict]:
     cache = FaceCache(Path(order.cache), CacheConfig(**order.cache_config))
+    start = read_config(Path(order.start))
+    if "clip_len" in start["detector"]:
+        batches, validation, pool = _clip_move(order, cache, start)
+    else:
+        batches, validation, pool = _frame_move(order, cache)
+    result = continue_training(order.start, order.out, order.checkpoints, batches, validation, epochs=order.epochs,
+                               patience=order.patience, lr=order.lr, seed=order.seed, device=order.device,
+                               batch_size=order.batch_size, progress=progress and D.is_main(), run=run,
+                               extra_meta=order.meta)
+    return result, {**pool, "processes": D.world_size()}
+
+
+def _frame_move(order: MoveOrder, cache: FaceCache):
+    """Crops: each real training crop beside a fake made from its video (or its self-blend, sbi_fraction)."""
     crops = CropSet(cache, None)
     by_video: dict[str, list[CropRef]] = {}
     for ref in crops.refs:
@@ -63,13 +80,21 @@ def _play(order: MoveOrder, run, progress: bool) -> tuple[MoveResult | None, dic
     # Only rank 0 evaluates (the loop's rule), so only it builds the validation samples.
     validation = evaluation_samples(CropSet(cache, "val"), seed=order.seed, pseudo_fakes=True) if D.is_main() \
         else None
-    result = continue_training(order.start, order.out, order.checkpoints, batches, validation, epochs=order.epochs,
-                               patience=order.patience, lr=order.lr, seed=order.seed, device=order.device,
-                               batch_size=order.batch_size, progress=progress and D.is_main(), run=run,
-                               extra_meta=order.meta)
-    pool = {"reals": len(reals), "fake_videos": len(order.fakes), "paired_videos": len(by_video),
-            "processes": D.world_size()}
-    return result, pool
+    return batches, validation, {"reals": len(reals), "fake_videos": len(order.fakes), "paired_videos": len(by_video)}
+
+
+def _clip_move(order: MoveOrder, cache: FaceCache, start: dict):
+    """Clips of a clip detector: each real training clip beside the game's fake clips (at the rate they exist)
+    or a temporal pseudo-fake of itself, of the kinds the start model trained on, so its own skill is kept."""
+    length = int(start["detector"]["clip_len"])
+    kinds = list((start.get("trained") or {}).get("kinds") or TEMPORAL_KINDS)
+    clips = ClipSet(cache, None, length)
+    clips.refs = [r for r in clips.refs if (r.label == REAL and r.entry.split == "train")
+                  or (r.label == FAKE and r.video in order.fakes)]
+    batches = ClipBatches(clips, order.batch_size, order.seed, kinds=kinds)
+    validation = clip_evaluation_samples(ClipSet(cache, "val", length), order.seed, kinds) if D.is_main() else None
+    return batches, validation, {"reals": len(clips.reals), "fake_videos": len(order.fakes),
+                                 "fake_clips": len(clips.fakes), "clip_len": length}
 
 
 def send_order(order: MoveOrder | None) -> None:

@@ -9,7 +9,9 @@ same evidence.
 
 Scores are per video, the way `forensics detect` scores a video: the detector's logits on the video's crops
 (read through the face-crop cache, the one crop path), aggregated robustly; a column's AUC is its fakes
-against the real test videos. Scores are kept per detector (by its weights' sha256), so each round scores only
+against the real test videos. A clip detector scores the video's clips of consecutive faces instead (the game's
+cache then samples windows of its clip length), and its self-blend column holds each real clip self-blended
+frame by frame. Scores are kept per detector (by its weights' sha256), so each round scores only
 what is new.
 """
 from __future__ import annotations
@@ -24,6 +26,8 @@ import numpy as np
 from detectors.aggregate import aggregate_scores
 from detectors.batches import pseudo_fake
 from detectors.checkpoint import LoadedDetector
+from detectors.clips import ClipSet, track_runs, windows
+from detectors.meta import CLIP_KIND
 from forensics.data.cache import FaceCache
 from forensics.data.crops import CropSet
 from forensics.io import atomic_write_json, sha256_file
@@ -156,10 +160,11 @@ class PanelScorer:
         wanted_sbi = [v.path for v in self.panel.reals if f"{v.path}#sbi" not in known]
         if wanted or wanted_sbi:
             aggregate = detector.meta.get("aggregate", "robust")
+            logits, views, blends = self._inputs(detector)
             for video in wanted:
-                known[video] = aggregate_scores(detector.logits(self.crops(video)), method=aggregate)
+                known[video] = aggregate_scores(logits(views(video)), method=aggregate)
             for video in wanted_sbi:
-                known[f"{video}#sbi"] = aggregate_scores(detector.logits(self.blends(video)), method=aggregate)
+                known[f"{video}#sbi"] = aggregate_scores(logits(blends(video)), method=aggregate)
             self.store.mkdir(parents=True, exist_ok=True)
             atomic_write_json(path, known)
         return known
@@ -183,8 +188,40 @@ class PanelScorer:
                 for ref in self._reals.refs if ref.video == video])
         return self._blends[video]
 
+    def _inputs(self, detector: LoadedDetector):
+        """(logits of a batch, a video's inputs, a real video's self-blended inputs) for this detector: crops for
+        a frame detector, clips of its length for a clip detector."""
+        if detector.kind != CLIP_KIND:
+            return detector.logits, self.crops, self.blends
+        length = int(detector.meta["detector"]["clip_len"])
+        return (lambda clips: detector.clip_logits(clips)[0], lambda video: self.clips(video, length),
+                lambda video: self.clip_blends(video, length))
+
     def crops(self, video: str) -> np.ndarray:
         """The cached face crops of one panel video."""
+        return np.asarray(self.cache.load_crops(self._entry(video)))
+
+    def clips(self, video: str, length: int) -> np.ndarray:
+        """The video's clips of `length` consecutive faces of one track: uint8 [N, T, H, W, 3]."""
+        entry = self._entry(video)
+        rows = [w for run in track_runs(entry.faces) for w in windows(run, length, length)]
+        if not rows:
+            raise PanelError(f"{video}: no run of {length} consecutive faces for the clip detector (the game's cache "
+                             f"must sample windows of its clip length)")
+        crops = self.cache.load_crops(entry)
+        return np.stack([crops[list(w)] for w in rows])
+
+    def clip_blends(self, video: str, length: int) -> np.ndarray:
+        """Each clip of a real panel video self-blended frame by frame, seeded by the video and the clip."""
+        key = f"{video}#clips{length}"
+        if key not in self._blends:
+            clips = ClipSet(self.cache, None, length)
+            self._blends[key] = np.stack([
+                clips.self_blended(ref, np.random.default_rng([self.seed, _key(video), ref.rows[0]]))
+                for ref in clips.refs if ref.video == video])
+        return self._blends[key]
+
+    def _entry(self, video: str):
         entry = self._entries.get(video)
         if entry is None:
             self._entries = {e.source: e for e in self.cache.entries()}
@@ -192,7 +229,7 @@ class PanelScorer:
         if entry is None:
             raise PanelError(f"{video}: no face found in this panel video (or it was not cached); every panel "
                              f"video must show a face")
-        return np.asarray(self.cache.load_crops(entry))
+        return entry
 
 
 def _key(path: str) -> int:

@@ -27,6 +27,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from detectors.checkpoint import LoadedDetector, load_detector
+from detectors.meta import CLIP_KIND
 from forensics.figures import figure_pixels, roc_figure, sample_grid
 from forensics.harness.gate import cell
 from forensics.harness.panel import UNION, Panel, PanelScorer
@@ -53,9 +54,16 @@ def surrogate_gap(family: GeneratorFamily, at: dict, faces: FaceSet, selection: 
     path (the version's panel videos through the crop cache), judged by the champion: mean logit and share
     called real. `selection` names rows of `faces`, the faces the surrogate was built on."""
     loaded = family.load(at["checkpoint"])
-    crops = surrogate.draw(family.draw_fakes(loaded, faces, selection))
-    surrogate = champion.logits(crops)
-    product = np.concatenate([champion.logits(scorer.crops(v.path)) for v in panel.fakes(column)])
+    if champion.kind == CLIP_KIND:          # clips: each selected fake as a run, each panel video's clips
+        length = int(champion.meta["detector"]["clip_len"])
+        runs = selection.as_runs(faces, length)
+        crops = surrogate.draw(family.draw_fakes(loaded, faces, runs))
+        surrogate = champion.clip_logits(crops.reshape(-1, length, *crops.shape[1:]))[0]
+        product = np.concatenate([champion.clip_logits(scorer.clips(v.path, length))[0] for v in panel.fakes(column)])
+    else:
+        crops = surrogate.draw(family.draw_fakes(loaded, faces, selection))
+        surrogate = champion.logits(crops)
+        product = np.concatenate([champion.logits(scorer.crops(v.path)) for v in panel.fakes(column)])
     threshold = champion.threshold_logit
     out = {"surrogate_mean_logit": float(surrogate.mean()), "product_mean_logit": float(product.mean()),
            "surrogate_called_real": float(np.mean(surrogate < threshold)),

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from detectors.checkpoint import load_detector
-from detectors.temporal import is_clip_model
+from detectors.meta import CLIP_KIND
 from detectors.promote import CHALLENGER, CHAMPION, register as register_model, resolve, resolve_detector
 from forensics.data.cache import CacheConfig, FaceCache
 from forensics.device import resolve_device
@@ -90,9 +90,10 @@ class Harness:
                              f"share one")
         self.size, self.margin = sizes.pop()
         d0 = load_detector(initial["detector"])
-        if is_clip_model(d0.model):
-            raise ValueError(f"{initial['detector']}: a clip detector ({d0.name}) cannot play the game yet: its move, "
-                             "panel and evasion score single crops; start the game from a frame detector")
+        clip_len = int(d0.meta["detector"]["clip_len"]) if d0.kind == CLIP_KIND else None
+        if clip_len is not None and cfg.frames < clip_len:
+            raise ValueError(f"coevolve: frames ({cfg.frames}) must hold at least one clip of the clip detector "
+                             f"{d0.name} ({clip_len} consecutive frames)")
         if abs(d0.crop_spec.margin - self.margin) > 1e-6:
             raise ValueError(f"{initial['detector']}: detector crops have margin {d0.crop_spec.margin}, the "
                              f"generators' {self.margin}: the faces would be framed differently")
@@ -104,8 +105,10 @@ class Harness:
             if outside:
                 raise ValueError(f"coevolve: {name} draws identities {outside} outside the world's train split; "
                                  f"the game trains only on train identities (pick a pair from the train split)")
+        # A clip detector's cache samples windows of its clip length: its moves and the panel read clips.
         self.cache = FaceCache(self.out / "cache", CacheConfig(frames=cfg.frames, crop_size=d0.crop_spec.size,
-                                                               margin=d0.crop_spec.margin, device=cfg.device))
+                                                               margin=d0.crop_spec.margin, device=cfg.device,
+                                                               clip_len=clip_len))
         self.store = FakeStore(self.out / "fakes", progress=self.progress)
         if self.state.doc.get("initial") is None:
             self.state.doc["initial"] = {**initial, "detector_sha256": d0.sha256, "crop": d0.crop_spec.to_dict(),
