@@ -29,20 +29,15 @@ class OnnxDetector(CheckpointInfo):
     def place(self, device: str) -> None:
         """Sessions run on the CPU; nothing to move."""
 
-    def _run(self, crops, batch_size: int) -> np.ndarray:
-        config = self.meta["detector"]
-        name = self.session.get_inputs()[0].name
-        out = []
-        for start in range(0, len(crops), batch_size):
-            batch = normalise_crops(crops[start:start + batch_size], self.input_size, config["mean"], config["std"])
-            out.append(np.asarray(self.session.run(None, {name: batch})[0], dtype=np.float32))
-        return out
-
     def logits(self, crops, batch_size: int = 64) -> np.ndarray:
         """Frame logits for uint8 RGB crops: float64 [N] (as LoadedDetector.logits)."""
-        if len(crops) == 0:
-            return np.zeros(0, np.float64)
-        return np.concatenate([o.reshape(-1) for o in self._run(list(crops), batch_size)]).astype(np.float64)
+        config, crops = self.meta["detector"], list(crops)
+        name = self.session.get_inputs()[0].name
+        out = [np.zeros(0, np.float64)]
+        for start in range(0, len(crops), batch_size):
+            batch = normalise_crops(crops[start:start + batch_size], self.input_size, config["mean"], config["std"])
+            out.append(np.asarray(self.session.run(None, {name: batch})[0], dtype=np.float64).reshape(-1))
+        return np.concatenate(out)
 
 
 def load_onnx_detector(path: str | os.PathLike, device: str = "cpu") -> OnnxDetector:

@@ -4,7 +4,6 @@ they say the most), and put the modules on their device. Each caller passes its 
 sees "PATH: reason" from whichever kind of checkpoint they pointed at."""
 from __future__ import annotations
 
-import json
 import signal
 import threading
 from contextlib import contextmanager

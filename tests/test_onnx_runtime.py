@@ -23,6 +23,7 @@ from forensics.cli.main import main
 from forensics.media import write_video
 from forensics.model_lookup import UNKNOWN, find_registered
 from forensics.pipelines import DetectConfig, DetectPipeline
+from forensics.report import write_report
 from forensics.synthetic import VideoConfig, render_video, sample_identity
 from forensics.tracking import resolve_model, start_run
 
@@ -49,11 +50,13 @@ def exported(model_dir) -> Path:
     return model_dir
 
 
-def test_onnx_and_torch_runtimes_give_the_same_record(exported, clip):
+def test_onnx_and_torch_runtimes_give_the_same_record(exported, clip, tmp_path):
     records = {}
     for runtime in (TORCH, ONNX):
         config = DetectConfig(device="cpu", frames=8, clip_len=4, thumbnails=0, runtime=runtime)
         records[runtime] = DetectPipeline.from_path(exported, config).analyse(clip).record.to_json()
+    page = write_report(records[ONNX], [], tmp_path / "report").read_text()
+    assert "<th>Runtime</th><td>onnxruntime (the model&#39;s checked ONNX export)</td>" in page
     torch_record, onnx_record = records[TORCH], records[ONNX]
     assert torch_record["status"] == onnx_record["status"] == "ok"
     assert (torch_record["model"]["runtime"], onnx_record["model"]["runtime"]) == (TORCH, ONNX)

@@ -124,6 +124,8 @@ def _facts(record: dict) -> list[dict]:
         *(fact(f"{str(m.get('role', '')).capitalize()} detector",
                f"{text(m.get('name'))}: score {fmt_score(m.get('score'))}") for m in record.get("detectors") or []),
         fact("Model sha256", sha[:16] if sha else None, mono=True, title=sha),
+        fact("Runtime", {"onnx": "onnxruntime (the model's checked ONNX export)", "torch": "torch"}.get(
+            model.get("runtime"), model.get("runtime") or "not recorded")),
         fact("Frames analysed", record.get("frames_analyzed")),
         fact("Face tracks", len(record.get("faces") or [])),
         fact("Elapsed", fmt_seconds(record.get("elapsed_s"))),
