@@ -36,7 +36,12 @@ def bundle_card(model_dir: Path, registered: dict | None = None) -> dict:
     fusion = config.get("fusion") or {}
     footage = {card["trained_on"] for card in members.values()}
     auc = (fusion.get("validation_auc_by_rule") or {}).get(fusion.get("rule"))
+    videos = (fusion.get("validation") or {}).get("videos") or {}
+    training = {"finished": f"members fused ({fusion.get('rule')}) on {sum(videos.values())} validation videos"
+                if videos else NOT_RECORDED, "run_id": None, "lr": None, "epochs_run": None,
+                "train_videos": base["training"].get("train_videos"), "data_hash": base["training"].get("data_hash")}
     return {**base, "name": config.get("name") or "+".join(card["name"] for card in members.values()),
+            "training": training, "gate": None, "git_commit": None,
             "path": str(model_dir.resolve()), "registered": registered, "weights_sha256": None,
             "trained_on": footage.pop() if len(footage) == 1 else "; ".join(
                 f"{role}: {card['trained_on']}" for role, card in members.items()),

@@ -210,6 +210,7 @@ def test_bundle_command_fits_fusion_on_validation_videos_and_detect_reports_both
     assert cli(["models", "show", "challenger"]) == 0
     card = capsys.readouterr().out
     assert "Member: frame" in card and "Member: temporal" in card and "fused validation video AUC" in card
+    assert "| Trained | members fused (" in card          # the bundle's own facts, not its frame member's
     version = MlflowClient().get_model_version(MODEL_NAME, "1")
     assert version.tags["kind"] == "bundle" and version.tags["sha256"] == record["model"]["sha256"]
     rows = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@{CHALLENGER}").predict(pd.DataFrame({"path": [str(video)]}))
