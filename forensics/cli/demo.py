@@ -10,7 +10,7 @@ from pathlib import Path
 
 EPILOG = """\
 examples:
-  forensics demo                      # cpu-small: 20.5 minutes measured on 2 CPU cores
+  forensics demo                      # cpu-small: about 25 minutes on 2 CPU cores
   forensics demo --preset mini --out /tmp/demo-mini   # the test's miniature, about a minute
   forensics demo --rounds 5 --device cuda
 Interrupted? Run the same command again: finished stages and rounds are reused.
