@@ -35,10 +35,6 @@ class LoadedDetector(CheckpointInfo):
     model: FrameDetector
 
     @property
-    def kind(self) -> str:
-        return getattr(self.model, "kind", "frame")
-
-    @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 

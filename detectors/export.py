@@ -24,11 +24,12 @@ import torch
 
 from detectors.checkpoint import DetectorLoadError, load_detector
 from detectors.footage import trained_on
+from detectors.meta import WEIGHTS_FILE, checkpoint_dir
 from detectors.registry import detector_kind
 from detectors.runtime import onnx_file
 from forensics.faces.backends import mtcnn_export_dir, mtcnn_export_ready
 from forensics.faces.mtcnn_export import export_mtcnn_onnx
-from forensics.io import atomic_path, atomic_write_json
+from forensics.io import atomic_path, atomic_write_json, sha256_file
 
 OPSET = 18                # the dynamo exporter's
 LEGACY_OPSET = 17         # TorchScript exporter's
@@ -143,11 +144,14 @@ def cache_exports(model_dir: str | Path) -> list[str]:
     if not mtcnn_export_ready():
         export_mtcnn_onnx(mtcnn_export_dir())
         made.append("mtcnn")
-    loaded = load_detector(model_dir)
-    target = onnx_file(loaded.sha256)
+    # The weights' hash names the export: a model promoted again finds it without being built (export_onnx
+    # loads and checks the checkpoint when there is something to export).
+    try:
+        target = onnx_file(sha256_file(checkpoint_dir(model_dir) / WEIGHTS_FILE))
+    except OSError as exc:
+        raise ExportError(f"{model_dir}: unreadable weights ({exc})") from None
     if not target.is_file():
-        export_onnx(model_dir, target, batch=8, repeats=1)
-        made.append(loaded.name)
+        made.append(export_onnx(model_dir, target, batch=8, repeats=1).arch)
     return made
 
 

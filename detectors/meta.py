@@ -40,7 +40,7 @@ class CheckpointInfo:
     @property
     def kind(self) -> str:
         """"frame" (one crop in) or "clip" (T consecutive crops of one track in)."""
-        return CLIP_KIND if "clip_len" in (self.meta.get("detector") or {}) else FRAME_KIND
+        return kind_of(self.meta)
 
     @property
     def input_size(self) -> int:
@@ -76,6 +76,11 @@ class CheckpointInfo:
         a, b = float(calibration.get("a", 1.0)), float(calibration.get("b", 0.0))
         p = min(max(self.threshold, 1e-12), 1 - 1e-12)
         return (float(np.log(p / (1.0 - p))) - b) / a
+
+
+def kind_of(meta: dict[str, Any]) -> str:
+    """A checkpoint's kind from its config.json, without building the model: clip detectors record a clip_len."""
+    return CLIP_KIND if "clip_len" in (meta.get("detector") or {}) else FRAME_KIND
 
 
 def checkpoint_dir(path: str | os.PathLike) -> Path:

@@ -17,7 +17,8 @@ import numpy as np
 import onnxruntime as ort
 
 from detectors.inputs import normalise_crops
-from detectors.meta import WEIGHTS_FILE, CheckpointInfo, DetectorLoadError, checkpoint_dir, read_config
+from detectors.meta import (CLIP_KIND, WEIGHTS_FILE, CheckpointInfo, DetectorLoadError, checkpoint_dir, kind_of,
+                            read_config)
 from detectors.runtime import ONNX, RUNTIMES, onnx_file
 from forensics.io import sha256_file
 
@@ -44,7 +45,7 @@ def load_onnx_detector(path: str | os.PathLike, device: str = "cpu") -> OnnxDete
     """The checkpoint at `path` with its ONNX export as the network; one-line DetectorLoadError otherwise."""
     directory = checkpoint_dir(path)
     meta = read_config(directory)
-    if "clip_len" in meta["detector"]:
+    if kind_of(meta) == CLIP_KIND:
         raise DetectorLoadError(f"{directory}: a clip detector; only frame detectors run on onnxruntime for now")
     sha = sha256_file(directory / WEIGHTS_FILE)
     if meta.get("weights_sha256") not in (None, sha):

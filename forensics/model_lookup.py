@@ -5,7 +5,7 @@ costs 1-2 s, as long as the rest of a cold start on a CPU. MLflow's sqlite store
 its alias and version tables read-only answers the same question in milliseconds, always fresh (a promotion
 is seen by the next scan), and creates nothing. Anything this cannot answer for certain (a server URI, a
 version whose files are not on this disk, a schema it does not know) returns UNKNOWN, and the caller asks
-MLflow (forensics.tracking.resolve_model), which stays the authority. tests/test_model_lookup.py checks
+MLflow (forensics.tracking.resolve_model), which stays the authority. tests/test_onnx_runtime.py checks
 that both agree.
 
 Which store, as forensics.tracking decides it: MLFLOW_TRACKING_URI if set; else ./mlflow.db (MLflow's
@@ -33,7 +33,8 @@ def remembered_registry_file() -> Path:
 
 
 def sqlite_store(uri: str) -> Path | None:
-    """The database file of a sqlite:/// URI (relative to the working folder for sqlite:///name.db)."""
+    """The database file of a sqlite:/// URI (relative to the working folder for sqlite:///name.db), None for
+    other stores."""
     if not uri.startswith("sqlite:///"):
         return None
     return Path(uri[len("sqlite:///"):].split("?", 1)[0])

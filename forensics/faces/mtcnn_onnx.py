@@ -304,11 +304,10 @@ def onnx_mtcnn(config: FaceDetectorConfig):
     directory = mtcnn_export_dir()
     if not mtcnn_files_ready(directory):
         raise ValueError(f"{directory}: no complete MTCNN ONNX export (forensics export --cache writes it)")
-    cores = os.cpu_count() or 1
-    workers = max(1, min(MAX_WORKERS, cores))
+    workers = _workers()
     mtcnn = OnnxMTCNN(directory, min_face_size=config.min_face_size, thresholds=config.thresholds,
-                      factor=config.factor, threads=max(1, cores // workers))
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="mtcnn") if workers > 1 else None
+                      factor=config.factor, threads=max(1, (os.cpu_count() or 1) // workers))
+    pool = _pool() if workers > 1 else None
 
     def detect(batch: np.ndarray) -> list[list[Face]]:
         chunks = [batch[start:start + ONNX_CHUNK] for start in range(0, len(batch), ONNX_CHUNK)]
@@ -318,3 +317,18 @@ def onnx_mtcnn(config: FaceDetectorConfig):
                                 [d[2] if d else None for d in found], len(found))
 
     return detect
+
+
+def _workers() -> int:
+    return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
+
+
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    """One pool per process, as there is one set of cores: every backend instance (one per face size) shares it."""
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(_workers(), thread_name_prefix="mtcnn")
+    return _POOL

@@ -16,7 +16,7 @@ from typing import Any
 
 from detectors.batches import VideoPairedBatches, evaluation_samples
 from detectors.clips import ClipBatches, ClipSet, clip_evaluation_samples
-from detectors.meta import read_config
+from detectors.meta import CLIP_KIND, kind_of, read_config
 from detectors.train import MoveResult, continue_training
 from forensics.data.cache import CacheConfig, FaceCache
 from forensics.data.crops import FAKE, REAL, CropRef, CropSet
@@ -57,7 +57,7 @@ def play_detector_move(order: MoveOrder, run=None, progress: bool = True) -> tup
 def _play(order: MoveOrder, run, progress: bool) -> tuple[MoveResult | None, dict]:
     cache = FaceCache(Path(order.cache), CacheConfig(**order.cache_config))
     start = read_config(Path(order.start))
-    if "clip_len" in start["detector"]:
+    if kind_of(start) == CLIP_KIND:
         batches, validation, pool = _clip_move(order, cache, start)
     else:
         batches, validation, pool = _frame_move(order, cache)

@@ -25,6 +25,8 @@ from mlflow.entities import Param, RunTag
 from mlflow.exceptions import MlflowException
 from sqlalchemy.exc import OperationalError
 
+from forensics.model_lookup import sqlite_store as sqlite_file  # noqa: F401  (one parser of sqlite URIs)
+
 OFFLINE_DIR_ENV = "FORENSICS_MLFLOW_OFFLINE_DIR"
 DEFAULT_OFFLINE_DIR = "mlruns-offline"
 TAG_ORIGIN_URI = "forensics.offline.origin_uri"
@@ -69,14 +71,6 @@ def offline_uri() -> str:
 def offline_artifact_location(experiment: str) -> str:
     """Artifacts of the local fallback store live beside its database, not in the working directory."""
     return str(offline_dir() / "artifacts" / experiment)
-
-
-def sqlite_file(uri: str) -> Path | None:
-    """The database file of a sqlite:// store URI (relative to the working directory for sqlite:///name.db),
-    None for other stores."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    return Path(uri[len("sqlite:///"):].split("?", 1)[0])
 
 
 def is_http(uri: str) -> bool:
